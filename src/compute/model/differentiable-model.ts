@@ -1,0 +1,93 @@
+// Any ONNX image model made differentiable: lifted to a recent opset, given a [0,1]-pixels input, probed for shapes
+// and named layers once, then compiled into programs (forward, activations, input gradients) on demand.
+import { type Objective } from '../autodiff/objectives.ts';
+import { Graph } from '../onnx/graph.ts';
+import { layerInventory, type Layer } from '../onnx/layers.ts';
+import { PIXELS, prependNormalization, type Normalization } from '../onnx/normalize.ts';
+import { upgradeOpset } from '../onnx/opset.ts';
+import { DType } from '../onnx/proto.ts';
+import { PROBE_BATCH, probeTensors } from '../runtime/probe.ts';
+import { Program, type FloatArray, type PreparedModel, type ProgramResult, type ProgramSpec } from '../runtime/program.ts';
+import type { SessionOptions } from '../runtime/session.ts';
+
+export interface ModelInput {
+  /** the model's own input name */
+  name: string;
+  /** [C,H,W] */
+  dims: readonly [number, number, number];
+  /** (x − mean)/std applied inside the graph; omit when the model takes [0,1] pixels */
+  normalization?: Normalization;
+  /** output to treat as logits (default: the first graph output) */
+  output?: string;
+  /** the output holds probabilities: logits are taken as their log */
+  probabilities?: boolean;
+}
+
+export class DifferentiableModel {
+  readonly prepared: PreparedModel;
+  readonly session: SessionOptions;
+  private readonly programs = new Map<string, Promise<Program>>();
+
+  private constructor(prepared: PreparedModel, session: SessionOptions) {
+    this.prepared = prepared;
+    this.session = session;
+  }
+
+  static async fromBytes(bytes: Uint8Array, input: ModelInput, session: SessionOptions = {}): Promise<DifferentiableModel> {
+    const graph = Graph.decode(bytes);
+    upgradeOpset(graph);
+    prependNormalization(graph, input.name, input.normalization);
+    const output = input.output ?? graph.outputs[0]?.name ?? '';
+    if (!graph.outputs.some((o) => o.name === output)) throw new Error(`model has no output named '${output}'`);
+    let logits = output;
+    if (input.probabilities) {
+      logits = graph.fresh(`${output}/log`);
+      graph.nodes.push({ name: graph.fresh('logits/Log'), opType: 'Log', input: [output], output: [logits] });
+    }
+    const floatType = graph.inputs.find((i) => i.name === PIXELS)?.type?.tensorType?.elemType ?? DType.FLOAT;
+    const prepared = graph.encode();
+    const tensors = await probeTensors(prepared, { [PIXELS]: [PROBE_BATCH, ...input.dims] }, session);
+    const layers = layerInventory(Graph.decode(prepared), (t) => tensors.get(t));
+    return new DifferentiableModel({ bytes: prepared, logits, tensors, layers, floatType, inputDims: input.dims }, session);
+  }
+
+  get layers(): readonly Layer[] {
+    return this.prepared.layers;
+  }
+
+  get inputDims(): readonly [number, number, number] {
+    return this.prepared.inputDims;
+  }
+
+  get numClasses(): number {
+    return this.prepared.tensors.get(this.prepared.logits)?.dims[1] ?? 0;
+  }
+
+  /** A compiled program, shared between calls with the same spec. */
+  program(spec: ProgramSpec): Promise<Program> {
+    const key = JSON.stringify(spec);
+    let p = this.programs.get(key);
+    if (!p) {
+      p = Program.compile(this.prepared, spec, this.session);
+      this.programs.set(key, p);
+      p.catch(() => this.programs.delete(key));
+    }
+    return p;
+  }
+
+  /** Logits [N,K] and the requested activations for pixels [N,C,H,W] in [0,1]. */
+  async forward(pixels: FloatArray, activations: readonly string[] = []): Promise<ProgramResult> {
+    return (await this.program({ activations: [...activations] })).run(pixels);
+  }
+
+  /** d(Σ_batch objective)/d(pixels) [N,C,H,W], with the objective per image and the logits. */
+  async gradient(pixels: FloatArray, objective: Objective, labels?: ArrayLike<number>): Promise<Required<Pick<ProgramResult, 'grad' | 'objective' | 'logits'>> & ProgramResult> {
+    const r = await (await this.program({ objective })).run(pixels, labels);
+    return r as Required<Pick<ProgramResult, 'grad' | 'objective' | 'logits'>> & ProgramResult;
+  }
+
+  async release(): Promise<void> {
+    for (const p of this.programs.values()) await (await p).release();
+    this.programs.clear();
+  }
+}

@@ -1,0 +1,153 @@
+// A program is the model compiled for one question: forward outputs, chosen activations and, when an objective is
+// given, d(objective)/d(pixels) — all from one onnxruntime session, in one run. Everything not needed for the
+// requested outputs is pruned, so a channel objective in layer3 never computes layer4.
+import { backprop } from '../autodiff/backprop.ts';
+import { buildObjective, usesLabels, type Objective } from '../autodiff/objectives.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { Graph } from '../onnx/graph.ts';
+import { findLayer, type Layer } from '../onnx/layers.ts';
+import { PIXELS } from '../onnx/normalize.ts';
+import { DType } from '../onnx/proto.ts';
+import type { TensorInfo } from './probe.ts';
+import { createSession, ort, type SessionOptions } from './session.ts';
+
+export interface ProgramSpec {
+  objective?: Objective;
+  /** layer names (or tensor names) whose activations to return */
+  activations?: readonly string[];
+  /** return the logits (default true unless an objective makes them unnecessary and `logits: false`) */
+  logits?: boolean;
+}
+
+export interface PreparedModel {
+  /** the normalized, opset-lifted model with `pixels` [N,C,H,W] in [0,1] as its input */
+  bytes: Uint8Array;
+  logits: string;
+  tensors: ReadonlyMap<string, TensorInfo>;
+  layers: readonly Layer[];
+  floatType: number;
+  /** [C,H,W] of the pixels input */
+  inputDims: readonly [number, number, number];
+}
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface ProgramResult {
+  logits?: FloatArray; // [N,K]
+  objective?: FloatArray; // [N]
+  grad?: FloatArray; // [N,C,H,W]
+  activations: Map<string, { data: FloatArray; dims: number[] }>;
+}
+
+const LABELS = 'labels';
+const OBJECTIVE = 'objective';
+
+export class Program {
+  readonly session: ort.InferenceSession;
+  readonly spec: ProgramSpec;
+  private readonly model: PreparedModel;
+  private readonly outputs: { logits?: string; objective?: string; grad?: string; activations: [string, string][] };
+  readonly needsLabels: boolean;
+
+  private constructor(session: ort.InferenceSession, model: PreparedModel, spec: ProgramSpec, outputs: Program['outputs'], needsLabels: boolean) {
+    this.session = session;
+    this.model = model;
+    this.spec = spec;
+    this.outputs = outputs;
+    this.needsLabels = needsLabels;
+  }
+
+  static async compile(model: PreparedModel, spec: ProgramSpec, opts: SessionOptions = {}): Promise<Program> {
+    const { bytes, outputs, needsLabels } = buildProgramGraph(model, spec);
+    const session = await createSession(bytes, opts);
+    return new Program(session, model, spec, outputs, needsLabels);
+  }
+
+  /** pixels: [N,C,H,W] in [0,1]; labels: [N] class per image when the objective reads labels. */
+  async run(pixels: FloatArray, labels?: ArrayLike<number>): Promise<ProgramResult> {
+    const [c, h, w] = this.model.inputDims;
+    const per = c * h * w;
+    if (pixels.length === 0 || pixels.length % per !== 0) {
+      throw new Error(`pixels has ${pixels.length} values, not a multiple of ${c}×${h}×${w}`);
+    }
+    const n = pixels.length / per;
+    const feeds: Record<string, ort.Tensor> = {
+      [PIXELS]: this.model.floatType === DType.DOUBLE
+        ? new ort.Tensor('float64', pixels instanceof Float64Array ? pixels : Float64Array.from(pixels), [n, c, h, w])
+        : new ort.Tensor('float32', pixels instanceof Float32Array ? pixels : Float32Array.from(pixels), [n, c, h, w]),
+    };
+    if (this.needsLabels) {
+      if (!labels || labels.length !== n) throw new Error(`this objective needs one label per image (${n}), got ${labels?.length ?? 0}`);
+      feeds[LABELS] = new ort.Tensor('int64', BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [n]);
+    }
+    const out = await this.session.run(feeds);
+    const data = (name: string | undefined) => (name ? (out[name].data as FloatArray) : undefined);
+    const result: ProgramResult = {
+      logits: data(this.outputs.logits),
+      objective: data(this.outputs.objective),
+      grad: data(this.outputs.grad),
+      activations: new Map(),
+    };
+    for (const [layer, tensor] of this.outputs.activations) {
+      result.activations.set(layer, { data: out[tensor].data as FloatArray, dims: [...out[tensor].dims] });
+    }
+    return result;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** The augmented graph, exposed for tests and for `atlas` users who want to look at it in Netron. */
+export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
+  const graph = Graph.decode(model.bytes);
+  const dims = (t: string): number[] => {
+    const info = model.tensors.get(t);
+    if (info) return info.dims;
+    const init = graph.initializers.get(t);
+    if (init) return (init.dims ?? []).map(Number);
+    throw new Error(`internal: no static shape for tensor '${t}'`);
+  };
+  const outputs: Program['outputs'] = { activations: [] };
+  let labelsCreated = false;
+  graph.outputs = [];
+  if (spec.logits !== false) {
+    outputs.logits = model.logits;
+    graph.addOutput(model.logits);
+  }
+  for (const name of spec.activations ?? []) {
+    const layer = findLayer(model.layers, name);
+    outputs.activations.push([name, layer.tensor]);
+    graph.addOutput(layer.tensor);
+  }
+  if (spec.objective) {
+    const b = new GraphBuilder(graph, model.floatType);
+    const built = buildObjective(spec.objective, {
+      b,
+      opset: graph.opset,
+      logits: model.logits,
+      dims,
+      tensorOf: (layer) => findLayer(model.layers, layer).tensor,
+      labels: () => {
+        if (!labelsCreated) {
+          graph.reserve(LABELS);
+          graph.inputs.push({ name: LABELS, type: { tensorType: { elemType: DType.INT64, shape: { dim: [{ dimParam: 'N' }] } } } });
+          labelsCreated = true;
+        }
+        return LABELS;
+      },
+    });
+    // The objective's value gets a stable name so callers can fetch it.
+    graph.reserve(OBJECTIVE);
+    graph.nodes.push({ name: graph.fresh('objective/value'), opType: 'Identity', input: [built.value], output: [OBJECTIVE] });
+    graph.addOutput(OBJECTIVE);
+    outputs.objective = OBJECTIVE;
+    const grad = backprop(graph, { wrt: PIXELS, seeds: built.seeds, dims, floatType: model.floatType });
+    graph.addOutput(grad);
+    outputs.grad = grad;
+  }
+  if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations or an objective');
+  graph.prune();
+  return { bytes: graph.encode(), outputs, needsLabels: labelsCreated };
+}
