@@ -27,7 +27,10 @@ export function backprop(graph: Graph, opts: BackpropOptions): string {
     b,
     graph,
     dims: opts.dims,
-    constant: (t) => graph.constantNumbers(t),
+    constant: (t) => {
+      const c = graph.constant(t);
+      return c && (c.values instanceof BigInt64Array ? Array.from(c.values, Number) : (c.values as ArrayLike<number>));
+    },
   };
 
   const contributions = new Map<string, string[]>();

@@ -2,6 +2,7 @@
 // given, d(objective)/d(pixels) — all from one onnxruntime session, in one run. Everything not needed for the
 // requested outputs is pruned, so a channel objective in layer3 never computes layer4.
 import { backprop } from '../autodiff/backprop.ts';
+import { foldChannelScales } from '../autodiff/fold-channel-scales.ts';
 import { buildObjective, usesLabels, type Objective } from '../autodiff/objectives.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { Graph } from '../onnx/graph.ts';
@@ -148,6 +149,8 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     outputs.grad = grad;
   }
   if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations or an objective');
+  graph.prune();
+  if (spec.objective) foldChannelScales(graph, model.floatType);
   graph.prune();
   return { bytes: graph.encode(), outputs, needsLabels: labelsCreated };
 }

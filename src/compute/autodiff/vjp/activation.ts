@@ -1,23 +1,28 @@
 import { attrInt } from '../../onnx/proto.ts';
 import { describe, single, type VjpRule } from './rule.ts';
 
+/** g ⊙ mask. Mul by a Cast mask measured faster on onnxruntime's CPU kernels than Where or Sign. */
+function masked(ctx: Parameters<VjpRule>[3], g: string, mask: string): string {
+  return ctx.b.op('Mul', [g, ctx.b.op('Cast', [mask], { to: ctx.b.floatType })]);
+}
+
 export const relu: VjpRule = (node, dOut, _needs, ctx) => {
-  // PyTorch's threshold_backward passes the gradient where the output is > 0; the output is >= 0, so its Sign is
-  // exactly that 0/1 mask.
+  // PyTorch's threshold_backward passes the gradient where the output is > 0.
   const y = node.output![0];
-  return [ctx.b.op('Mul', [single(dOut), ctx.b.op('Sign', [y])])];
+  return [masked(ctx, single(dOut), ctx.b.op('Greater', [y, ctx.b.scalar(0)]))];
 };
 
 export const clip: VjpRule = (node, dOut, _needs, ctx) => {
   // Clip(0,6) is torchvision's ReLU6 (hardtanh): the gradient passes strictly inside (min, max), as in PyTorch.
-  const [x, lo, hi] = node.input ?? [];
+  // The mask reads the output (y ∈ (min,max) exactly when x is), so onnxruntime can still fuse Conv+Clip forward.
+  const [, lo, hi] = node.input ?? [];
+  const x = node.output![0];
   const b = ctx.b;
   const masks: string[] = [];
   if (lo) masks.push(b.op('Greater', [x, lo]));
   if (hi) masks.push(b.op('Less', [x, hi]));
   if (masks.length === 0) return [single(dOut)];
-  const mask = masks.length === 2 ? b.op('And', masks) : masks[0];
-  return [b.op('Where', [mask, single(dOut), b.scalar(0)])];
+  return [masked(ctx, single(dOut), masks.length === 2 ? b.op('And', masks) : masks[0])];
 };
 
 export const sigmoid: VjpRule = (node, dOut, _needs, ctx) => {

@@ -11,7 +11,7 @@ export const batchNormalization: VjpRule = (node, dOut, needs, ctx) => {
   if (!gamma || !variance) throw new Error(`${describe(node)}: scale and variance must be constants (initializers)`);
   const eps = attrFloat(node, 'epsilon', 1e-5);
   const rank = ctx.dims(x).length;
-  const factor = gamma.map((s, c) => s / Math.sqrt(variance[c] + eps));
+  const factor = Array.from(gamma, (s, c) => s / Math.sqrt(variance[c] + eps));
   const dims = [1, factor.length, ...Array(Math.max(0, rank - 2)).fill(1)];
   const k = ctx.b.floatConst(`${node.name || 'bn'}/grad_scale`, dims, factor);
   return [ctx.b.op('Mul', [single(dOut), k]), undefined, undefined, undefined, undefined];

@@ -59,9 +59,55 @@ export const conv: VjpRule = (node, dOut, needs, ctx) => {
   const inSpatial = ctx.dims(x).slice(2);
   const outSpatial = ctx.dims(y).slice(2);
   const geo = windowGeometry(node, kernel, inSpatial, outSpatial);
-  const dx = ctx.b.op('ConvTranspose', [single(dOut), w], {
-    ...transposeAttrs(geo, inSpatial, outSpatial),
-    group: attrInt(node, 'group', 1),
-  });
+  const group = attrInt(node, 'group', 1);
+  const weights = ctx.constant(w);
+  const fullPads = correlationPads(geo, inSpatial, outSpatial);
+  if (weights && fullPads) {
+    // Stride 1: the transposed convolution is an ordinary convolution with the kernel flipped and its in/out
+    // channels swapped, and onnxruntime's Conv kernels are far faster than its ConvTranspose.
+    const wt = ctx.b.floatConst(`${node.name || 'conv'}/weight_transposed`, transposedDims(wDims, group), flipAndSwap(weights, wDims, group));
+    return [ctx.b.op('Conv', [single(dOut), wt], { pads: fullPads, dilations: geo.dilations, kernel_shape: kernel, group }), undefined, undefined];
+  }
+  const dx = ctx.b.op('ConvTranspose', [single(dOut), w], { ...transposeAttrs(geo, inSpatial, outSpatial), group });
   return [dx, undefined, undefined];
 };
+
+/**
+ * Pads of the "full" correlation that maps a stride-1 convolution's output gradient back to its input:
+ * d(K−1) − p at each end. Undefined when strided or when a pad would be negative.
+ */
+function correlationPads(geo: WindowGeometry, inSpatial: number[], outSpatial: number[]): number[] | undefined {
+  if (geo.strides.some((s) => s !== 1)) return undefined;
+  const r = geo.kernel.length;
+  const pads = new Array<number>(2 * r);
+  for (let a = 0; a < r; a++) {
+    const reach = geo.dilations[a] * (geo.kernel[a] - 1);
+    pads[a] = reach - geo.pads[a];
+    pads[a + r] = inSpatial[a] - outSpatial[a] - pads[a] + reach;
+  }
+  return pads.every((p) => p >= 0) ? pads : undefined;
+}
+
+/** [M, C/g, k...] → [C, M/g, k...] */
+function transposedDims(wDims: number[], group: number): number[] {
+  const [m, cg, ...k] = wDims;
+  return [cg * group, m / group, ...k];
+}
+
+/** Swap in/out channels within each group and flip the kernel spatially. */
+function flipAndSwap(w: ArrayLike<number>, wDims: number[], group: number): Float64Array {
+  const [m, cg, ...k] = wDims;
+  const mg = m / group;
+  const area = k.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(w.length);
+  for (let o = 0; o < m; o++) {
+    const g = Math.floor(o / mg);
+    const om = o - g * mg;
+    for (let c = 0; c < cg; c++) {
+      const src = (o * cg + c) * area;
+      const dst = ((g * cg + c) * mg + om) * area;
+      for (let j = 0; j < area; j++) out[dst + area - 1 - j] = w[src + j];
+    }
+  }
+  return out;
+}

@@ -1,4 +1,4 @@
-import { attrInt, attrInts, makeTensor } from '../../onnx/proto.ts';
+import { attrInt, attrInts } from '../../onnx/proto.ts';
 import { transposeAttrs, windowGeometry } from './conv.ts';
 import { describe, single, type VjpRule } from './rule.ts';
 
@@ -10,21 +10,46 @@ export const globalAveragePool: VjpRule = (node, dOut, _needs, ctx) => {
 };
 
 export const maxPool: VjpRule = (node, dOut, _needs, ctx) => {
-  // Route each output gradient to the input element that won the max, as PyTorch does, using onnxruntime's own
-  // argmax indices (flat over the whole [N,C,H,W] input). Overlapping windows (ResNet's 3×3 stride-2 pool) can pick
-  // the same element twice, so the scatter must add.
+  // Route each output gradient to the input element that won its window, as PyTorch does, using onnxruntime's own
+  // argmax indices. Overlapping windows (ResNet's 3×3 stride-2 pool) can route two gradients to one element, so they
+  // must add: each gradient is placed at its offset inside the window (one-hot over the K window positions) and one
+  // grouped ConvTranspose with one-hot kernels sums all placements. (ScatterElements could add too, but only from
+  // opset 16, which would cost the forward pass its fast kernels; see onnx/opset.ts.)
   if (attrInt(node, 'storage_order', 0) !== 0) throw new Error(`${describe(node)}: storage_order=1 is not supported`);
   const x = node.input![0];
+  const y = node.output![0];
   const outputs = [...(node.output ?? [])];
   if (!outputs[1]) {
     outputs[1] = ctx.graph.fresh(`${node.name || outputs[0]}/indices`);
     node.output = outputs;
   }
+  const kernel = attrInts(node, 'kernel_shape');
+  if (!kernel || kernel.length !== 2) throw new Error(`${describe(node)}: only 2-D max pooling is supported`);
+  const [, channels, h, w] = ctx.dims(x);
+  const outSpatial = ctx.dims(y).slice(2);
+  const geo = windowGeometry(node, kernel, [h, w], outSpatial);
+  const [kh, kw] = kernel;
+  const k = kh * kw;
   const b = ctx.b;
-  const flat = b.int64Const('flat', [-1]);
-  const zeros = b.op('ConstantOfShape', [b.op('Reshape', [b.op('Size', [x]), flat])], { value: makeTensor('zero', b.floatType, [1], [0]) });
-  const scattered = b.op('ScatterElements', [zeros, b.op('Reshape', [outputs[1], flat]), b.op('Reshape', [single(dOut), flat])], { axis: 0, reduction: 'add' });
-  return [b.reshapeLike(scattered, x)];
+  const i64 = (name: string, values: number[], dims?: number[]) => b.int64Const(name, values, dims);
+  // Indices are flat over [N,C,H,W]: recover (row, col) inside the image, then the offset inside the window.
+  const within = b.op('Mod', [outputs[1], i64('plane', [h * w], [])]);
+  const row = b.op('Div', [within, i64('width', [w], [])]);
+  const col = b.op('Mod', [within, i64('width', [w], [])]);
+  const rowStart = i64('row_start', [...Array(outSpatial[0]).keys()].map((o) => o * geo.strides[0] - geo.pads[0]), [1, 1, outSpatial[0], 1]);
+  const colStart = i64('col_start', [...Array(outSpatial[1]).keys()].map((o) => o * geo.strides[1] - geo.pads[1]), [1, 1, 1, outSpatial[1]]);
+  const step = (delta: string, dilation: number) => (dilation === 1 ? delta : b.op('Div', [delta, i64('dilation', [dilation], [])]));
+  const offset = b.op('Add', [
+    b.op('Mul', [step(b.op('Sub', [row, rowStart]), geo.dilations[0]), i64('kw', [kw], [])]),
+    step(b.op('Sub', [col, colStart]), geo.dilations[1]),
+  ]);
+  const hot = b.op('OneHot', [offset, i64('depth', [k], []), b.floatConst('off_on', [2], [0, 1])], { axis: 2 }); // [N,C,K,Ho,Wo]
+  const placed = b.op('Mul', [hot, b.op('Unsqueeze', [single(dOut), i64('axes', [2])])]);
+  const stacked = b.op('Reshape', [placed, i64('shape', [0, channels * k, ...outSpatial])]); // [N,C·K,Ho,Wo]
+  const kernels = new Float64Array(channels * k * k);
+  for (let c = 0; c < channels; c++) for (let j = 0; j < k; j++) kernels[(c * k + j) * k + j] = 1;
+  const ones = b.floatConst('maxpool_onehot_kernels', [channels * k, 1, kh, kw], kernels);
+  return [b.op('ConvTranspose', [stacked, ones], { ...transposeAttrs(geo, [h, w], outSpatial), group: channels })];
 };
 
 export const averagePool: VjpRule = (node, dOut, _needs, ctx) => {

@@ -11,7 +11,7 @@ export interface VjpContext {
   /** Static dims of a tensor (batch dimension at the probe's batch size). */
   dims(tensor: string): number[];
   /** Values of a constant tensor (initializer or Constant node), else undefined. */
-  constant(tensor: string): number[] | undefined;
+  constant(tensor: string): ArrayLike<number> | undefined;
 }
 
 /**
