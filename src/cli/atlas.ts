@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// `atlas`: inspect, differentiate and attack ONNX image classifiers from the command line.
+import { Command, Option } from 'commander';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../compute/runtime/session.ts';
+import { attack } from './commands/attack.ts';
+import { grad } from './commands/grad.ts';
+import { inspect } from './commands/inspect.ts';
+import { parseInteger, parseNumber } from './parse.ts';
+
+const program = new Command()
+  .name('atlas')
+  .description('Adversarial Atlas: inspect, differentiate and attack ONNX image classifiers (pixels in [0,1])')
+  .showHelpAfterError();
+
+const epOption = () => new Option('--ep <provider>', 'onnxruntime execution provider').choices(EXECUTION_PROVIDERS).default('cpu');
+
+program.command('inspect')
+  .description('list the layers a user may analyse: name, op, output shape')
+  .argument('<model>', 'ONNX model with its model card (<model>.json) beside it')
+  .option('--json', 'print JSON instead of a table')
+  .addOption(epOption())
+  .action(async (model: string, o: { json?: boolean; ep: ExecutionProvider }) => inspect(model, o));
+
+program.command('grad')
+  .description('gradient of an objective with respect to the input pixels, as .npy')
+  .requiredOption('--model <model>', 'ONNX model with its card beside it')
+  .requiredOption('--input <files...>', 'one .npy [N,C,H,W] in [0,1], or image files')
+  .requiredOption('--objective <spec>', 'ce:<labels> | logit:<k> | margin:<k> | channel:<layer>:<c> | neuron:<layer>:<c>:<y>:<x>, joined by + with optional w* weights')
+  .requiredOption('--out <file.npy>', 'where to write the gradient (float32)')
+  .addOption(epOption())
+  .action(async (o: { model: string; input: string[]; objective: string; out: string; ep: ExecutionProvider }) => grad(o));
+
+program.command('attack')
+  .description('PGD (L∞ or L2) attack; writes clean, adversarial and perturbation PNGs and results.json')
+  .requiredOption('--model <model>', 'ONNX model with its card beside it')
+  .option('--images <paths...>', 'image files or directories (labels from WordNet ids in file names, or --labels)')
+  .option('--input <x.npy>', 'pixels [N,C,H,W] in [0,1] as .npy')
+  .option('--labels <classes>', 'comma-separated true classes (index, WordNet id or name), one per image or one for all')
+  .option('--eps <eps>', 'perturbation budget in [0,1] pixel units', '4/255')
+  .option('--alpha <alpha>', 'step size', '1/255')
+  .option('--steps <n>', 'PGD steps (1 with --alpha = --eps is FGSM)', '10')
+  .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
+  .option('--target <class>', 'targeted attack towards this class (index, WordNet id or name)')
+  .option('--random-start', 'start from a random point in the eps-ball')
+  .option('--seed <n>', 'seed of the random start', '0')
+  .option('--early-stop', 'stop a batch once every image in it has flipped (off by default, so runs are comparable)')
+  .option('--batch <n>', 'images per batch', '8')
+  .requiredOption('--out <dir>', 'output directory (replaced atomically)')
+  .addOption(epOption())
+  .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+    const eps = parseNumber(String(o.eps), '--eps');
+    if (eps < 0 || eps > 1) throw new Error(`--eps must lie in [0,1] (pixel units), got ${o.eps}`);
+    const alpha = parseNumber(String(o.alpha), '--alpha');
+    if (!(alpha > 0)) throw new Error(`--alpha must be positive, got ${o.alpha}`);
+    await attack({
+      model: String(o.model),
+      images: o.images as string[] | undefined,
+      input: o.input as string | undefined,
+      labels: o.labels as string | undefined,
+      target: o.target as string | undefined,
+      out: String(o.out),
+      ep: o.ep as ExecutionProvider,
+      attack: {
+        norm: o.norm as 'linf' | 'l2',
+        eps,
+        alpha,
+        steps: parseInteger(String(o.steps), '--steps'),
+        randomStart: !!o.randomStart,
+        seed: parseInteger(String(o.seed), '--seed'),
+        earlyStop: !!o.earlyStop,
+        batch: parseInteger(String(o.batch), '--batch', 1),
+      },
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  // One line for the user; the stack only when asked for.
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`atlas: error: ${message.split('\n')[0]}\n`);
+  if (process.env.ATLAS_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,139 @@
+// One attack over a set of images, batched: clean predictions, PGD on the model's cross-entropy, the adversarial
+// image rounded onto the 8-bit pixel grid inside the eps-ball (what gets saved and shown), and the predictions on
+// that saved image. The CLI and the build pipeline both call this; neither knows how PGD works.
+import { crossEntropy } from '../autodiff/objectives.ts';
+import type { Classifier } from '../model/classifier.ts';
+import { argmax, topK, type Prediction } from '../model/predictions.ts';
+import { l2PerImage, linfPerImage } from './perturbation-stats.ts';
+import { pgd, type LossGradient } from './pgd.ts';
+import { gridToFloat, quantizeInBall, quantizeInL2Ball } from './quantize.ts';
+
+export interface AttackOptions {
+  norm: 'linf' | 'l2';
+  eps: number;
+  alpha: number;
+  steps: number;
+  /** target class for a targeted attack (every image); untargeted when undefined */
+  target?: number;
+  randomStart?: boolean;
+  seed?: number;
+  /** stop a batch once every image in it has succeeded (off by default so runs stay comparable) */
+  earlyStop?: boolean;
+  batch?: number;
+}
+
+export interface AttackInput {
+  name: string;
+  /** [C,H,W] in [0,1] */
+  pixels: Float32Array;
+  /** true class (cross-entropy label for untargeted attacks); the clean top-1 when unknown */
+  label?: number;
+}
+
+export interface AttackResult {
+  name: string;
+  label: number;
+  labelSource: 'given' | 'prediction';
+  target?: number;
+  top5Before: Prediction[];
+  top5After: Prediction[];
+  success: boolean;
+  /** perturbation of the saved (8-bit) image, in [0,1] pixel units */
+  linf: number;
+  l2: number;
+  steps: number;
+  lossBefore: number;
+  lossAfter: number;
+  clean: Float32Array;
+  /** the saved adversarial image, on the 8-bit grid, [C,H,W] in [0,1] */
+  adversarial: Float32Array;
+  adversarialBytes: Uint8Array;
+}
+
+export interface AttackProgress {
+  batch: number;
+  batches: number;
+  step: number;
+  steps: number;
+  images: number;
+}
+
+export async function attackImages(
+  classifier: Classifier,
+  inputs: readonly AttackInput[],
+  opts: AttackOptions,
+  onProgress?: (p: AttackProgress) => void,
+): Promise<AttackResult[]> {
+  const { model, classes } = classifier;
+  const [c, h, w] = classifier.inputDims;
+  const per = c * h * w;
+  const k = classes.length;
+  if (opts.target !== undefined && !(Number.isInteger(opts.target) && opts.target >= 0 && opts.target < k)) {
+    throw new Error(`target class ${opts.target} is out of range: must be an integer in [0, ${k - 1}]`);
+  }
+  for (const input of inputs) {
+    if (input.pixels.length !== per) throw new Error(`${input.name}: expected ${c}×${h}×${w} pixels, got ${input.pixels.length} values`);
+    if (input.label !== undefined && !(Number.isInteger(input.label) && input.label >= 0 && input.label < k)) {
+      throw new Error(`${input.name}: label ${input.label} is out of range: must be an integer in [0, ${k - 1}]`);
+    }
+  }
+  const batchSize = Math.max(1, Math.floor(opts.batch ?? 8));
+  const batches = Math.ceil(inputs.length / batchSize);
+  const lossGrad: LossGradient = async (x, labels) => {
+    const r = await model.gradient(x, crossEntropy(), labels);
+    return { loss: r.objective as Float32Array, grad: r.grad as Float32Array, logits: r.logits as Float32Array };
+  };
+  const results: AttackResult[] = [];
+  for (let bi = 0; bi < batches; bi++) {
+    const chunk = inputs.slice(bi * batchSize, (bi + 1) * batchSize);
+    const n = chunk.length;
+    const x = new Float32Array(n * per);
+    chunk.forEach((input, i) => x.set(input.pixels, i * per));
+    const clean = await model.gradient(x, crossEntropy(), chunk.map((input, i) => input.label ?? 0));
+    const cleanTop1 = chunk.map((_, i) => argmax(clean.logits, i, k));
+    const labels = Int32Array.from(chunk, (input, i) => input.label ?? cleanTop1[i]);
+    const lossLabels = opts.target === undefined ? labels : new Int32Array(n).fill(opts.target);
+    const succeeded = (logits: ArrayLike<number>, i: number) =>
+      opts.target === undefined ? argmax(logits, i, k) !== cleanTop1[i] : argmax(logits, i, k) === opts.target;
+    const run = await pgd(lossGrad, x, [n, c, h, w], lossLabels, {
+      norm: opts.norm,
+      eps: opts.eps,
+      alpha: opts.alpha,
+      steps: opts.steps,
+      targeted: opts.target !== undefined,
+      randomStart: opts.randomStart,
+      // Each batch draws its own random start, so the same spec gives the same images whatever else runs.
+      seed: opts.seed === undefined ? undefined : opts.seed + bi,
+      earlyStop: opts.earlyStop ? succeeded : undefined,
+      onStep: (step) => onProgress?.({ batch: bi + 1, batches, step, steps: opts.steps, images: n }),
+    });
+    const bytes = opts.norm === 'linf' ? quantizeInBall(run.adv, x, opts.eps, 'linf') : quantizeInL2Ball(run.adv, x, opts.eps, n);
+    const saved = gridToFloat(bytes);
+    const after = await model.gradient(saved, crossEntropy(), lossLabels);
+    const linf = linfPerImage(saved, x, n);
+    const l2 = l2PerImage(saved, x, n);
+    const cleanLoss = opts.target === undefined
+      ? clean.objective
+      : (await model.gradient(x, crossEntropy(), lossLabels)).objective;
+    chunk.forEach((input, i) => {
+      results.push({
+        name: input.name,
+        label: labels[i],
+        labelSource: input.label === undefined ? 'prediction' : 'given',
+        target: opts.target,
+        top5Before: topK(clean.logits, i, 5, classes),
+        top5After: topK(after.logits, i, 5, classes),
+        success: succeeded(after.logits, i),
+        linf: linf[i],
+        l2: l2[i],
+        steps: run.steps,
+        lossBefore: cleanLoss[i],
+        lossAfter: after.objective[i],
+        clean: input.pixels,
+        adversarial: saved.slice(i * per, (i + 1) * per),
+        adversarialBytes: bytes.slice(i * per, (i + 1) * per),
+      });
+    });
+  }
+  return results;
+}

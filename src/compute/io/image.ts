@@ -1,0 +1,70 @@
+// Images in and out with sharp. Preprocessing follows torchvision's Resize(shorter side) + CenterCrop so a crop here
+// is the crop the model was evaluated on; everything leaves as [0,1] float32 CHW.
+import sharp from 'sharp';
+
+export interface Preprocess {
+  /** shorter side after resizing */
+  resize: number;
+  /** side of the centre crop */
+  crop: number;
+}
+
+/** Load an image file as [3,crop,crop] float32 in [0,1]. */
+export async function loadImage(path: string, { resize, crop }: Preprocess): Promise<Float32Array /* [3,crop,crop] */> {
+  const meta = await sharp(path).metadata().catch((err: unknown) => {
+    const reason = err instanceof Error && /no such file|missing/i.test(err.message) ? 'no such file' : 'not a readable image';
+    throw new Error(`cannot read image ${path}: ${reason}`);
+  });
+  const w0 = meta.autoOrient?.width ?? meta.width ?? 0;
+  const h0 = meta.autoOrient?.height ?? meta.height ?? 0;
+  if (!(w0 > 0 && h0 > 0)) throw new Error(`cannot read image ${path}: no dimensions`);
+  const scale = resize / Math.min(w0, h0);
+  const w = Math.max(crop, Math.round(w0 * scale));
+  const h = Math.max(crop, Math.round(h0 * scale));
+  // torchvision's CenterCrop offset: round((size - crop) / 2)
+  const left = Math.round((w - crop) / 2);
+  const top = Math.round((h - crop) / 2);
+  let raw: Buffer;
+  try {
+    raw = await sharp(path)
+      .autoOrient()
+      .resize(w, h, { fit: 'fill' })
+      .extract({ left, top, width: crop, height: crop })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer();
+  } catch (err) {
+    throw new Error(`cannot read image ${path}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  }
+  return hwcToChw(raw, crop, crop);
+}
+
+/** Interleaved RGB bytes (HWC) to planar [3,H,W] floats in [0,1]. */
+export function hwcToChw(raw: Uint8Array, h: number, w: number): Float32Array {
+  const channels = raw.length / (h * w);
+  const out = new Float32Array(3 * h * w);
+  for (let p = 0; p < h * w; p++) {
+    for (let c = 0; c < 3; c++) out[c * h * w + p] = raw[p * channels + (channels >= 3 ? c : 0)] / 255;
+  }
+  return out;
+}
+
+/** [3,H,W] floats to interleaved RGB bytes, clamped and rounded. */
+export function chwToHwc(chw: ArrayLike<number>, h: number, w: number): Buffer {
+  const out = Buffer.alloc(3 * h * w);
+  for (let p = 0; p < h * w; p++) {
+    for (let c = 0; c < 3; c++) out[p * 3 + c] = Math.round(Math.min(1, Math.max(0, chw[c * h * w + p])) * 255);
+  }
+  return out;
+}
+
+export async function toPng(chw: ArrayLike<number> /* [3,H,W] */, h: number, w: number): Promise<Buffer> {
+  return sharp(chwToHwc(chw, h, w), { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+}
+
+/** A perturbation made visible: mid-grey is no change, ±eps saturates. */
+export async function perturbationPng(delta: ArrayLike<number> /* [3,H,W] */, h: number, w: number, eps: number): Promise<Buffer> {
+  const shown = Float32Array.from({ length: delta.length }, (_, i) => 0.5 + delta[i] / (2 * eps));
+  return toPng(shown, h, w);
+}

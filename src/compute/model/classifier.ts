@@ -1,0 +1,47 @@
+// An image classifier as the rest of the project sees it: the ONNX graph made differentiable, its model card
+// (preprocessing, class list) and the classes by index. Everything takes [0,1] pixels.
+import { readFile } from 'node:fs/promises';
+import type { SessionOptions } from '../runtime/session.ts';
+import { DifferentiableModel } from './differentiable-model.ts';
+import { loadModelCard, type ImageNetClass, type ModelCard } from './model-card.ts';
+
+export interface Classifier {
+  path: string;
+  card: ModelCard;
+  classes: readonly ImageNetClass[];
+  model: DifferentiableModel;
+  /** [C,H,W] of the crop the model sees */
+  inputDims: readonly [number, number, number];
+  /** resize-shorter-side then centre-crop sizes from the card */
+  preprocess: { resize: number; crop: number };
+}
+
+export async function loadClassifier(onnxPath: string, session: SessionOptions = {}): Promise<Classifier> {
+  const card = await loadModelCard(onnxPath);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(onnxPath);
+  } catch {
+    throw new Error(`cannot read model file: ${onnxPath}`);
+  }
+  const [, c, h, w] = card.input.shape.map(Number);
+  if (![c, h, w].every((d) => Number.isInteger(d) && d > 0)) throw new Error(`model card ${card.cardPath}: input.shape must be [N,C,H,W] with numeric C, H, W`);
+  const model = await DifferentiableModel.fromBytes(bytes, {
+    name: card.input.name,
+    dims: [c, h, w],
+    normalization: card.input.range === 'unit' ? undefined : { mean: card.input.mean, std: card.input.std },
+    output: card.output.name,
+    probabilities: card.output.kind === 'probabilities',
+  }, session);
+  if (model.numClasses !== card.classList.length) {
+    throw new Error(`model ${onnxPath} has ${model.numClasses} outputs but its card lists ${card.classList.length} classes`);
+  }
+  return {
+    path: onnxPath,
+    card,
+    classes: card.classList,
+    model,
+    inputDims: [c, h, w],
+    preprocess: { resize: card.input.resize ?? h, crop: card.input.crop ?? h },
+  };
+}
