@@ -34,8 +34,8 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): NpyArray {
   const count = shape.reduce((a, b) => a * b, 1);
   const offset = start + headerLen;
   if (bytes.length - offset < count * BYTES[dtype]) throw new Error(`${name}: file is truncated`);
-  // Copy so the typed array is aligned whatever the header length.
-  const raw = bytes.slice(offset, offset + count * BYTES[dtype]).buffer;
+  // Copy (Node's Buffer#slice would be a view into a shared pool) so the typed array is aligned and exact.
+  const raw = new Uint8Array(bytes.subarray(offset, offset + count * BYTES[dtype])).buffer;
   const data = dtype === 'float32' ? new Float32Array(raw)
     : dtype === 'float64' ? new Float64Array(raw)
       : dtype === 'int64' ? new BigInt64Array(raw)
