@@ -72,8 +72,7 @@ function buildTerm(term: Term, env: ObjectiveEnv): { value: string; seed: string
   if (term.kind === 'ce' || term.kind === 'logit' || term.kind === 'margin') {
     const z = env.logits;
     const classes = env.dims(z)[1];
-    const oneHotOf = (indices: string) =>
-      b.op('OneHot', [indices, b.int64Const('depth', [classes], []), b.floatConst('off_on', [2], [0, 1])], { axis: 1 });
+    const oneHotOf = (indices: string) => oneHot(b, indices, classes);
     const labelled = (k: number | 'label'): { index: string; hot: string } => {
       if (k === 'label') return { index: env.labels(), hot: oneHotOf(env.labels()) };
       checkIndex(k, classes, 'class');
@@ -119,6 +118,15 @@ function buildTerm(term: Term, env: ObjectiveEnv): { value: string; seed: string
   const row = b.op('Gather', [chan, b.int64Const('y', [term.y], [])], { axis: 1 });
   const value = b.op('Gather', [row, b.int64Const('x', [term.x], [])], { axis: 1 });
   return { value, seed: b.op('Expand', [b.floatConst('neuron_mask', [1, channels, h, w], mask), b.op('Shape', [a])]), tensor: a };
+}
+
+/**
+ * [N] class indices → [N,K] one-hot in the model's float type. Built from Equal+Cast rather than OneHot because
+ * onnxruntime has no double-valued OneHot kernel.
+ */
+export function oneHot(b: GraphBuilder, indices: string, depth: number): string {
+  const classes = b.int64Const('classes', [...Array(depth).keys()], [1, depth]);
+  return b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [indices, b.int64Const('axes', [1])]), classes])], { to: b.floatType });
 }
 
 /** Reductions took `axes` as an attribute before opset 18 and as an input from 18 on. */

@@ -6,6 +6,7 @@ import { conv } from './conv.ts';
 import { add, div, identity, mul, neg, sub } from './elementwise.ts';
 import { gemm, matMul } from './linear.ts';
 import { averagePool, globalAveragePool, maxPool } from './pool.ts';
+import { reduceMean, reduceSum } from './reduce.ts';
 import type { VjpRule } from './rule.ts';
 import { concat, reshapeBack, transpose } from './shape.ts';
 
@@ -27,6 +28,8 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   MaxPool: maxPool,
   Mul: mul,
   Neg: neg,
+  ReduceMean: reduceMean,
+  ReduceSum: reduceSum,
   Relu: relu,
   Reshape: reshapeBack,
   Sigmoid: sigmoid,

@@ -43,7 +43,8 @@ export const maxPool: VjpRule = (node, dOut, _needs, ctx) => {
     b.op('Mul', [step(b.op('Sub', [row, rowStart]), geo.dilations[0]), i64('kw', [kw], [])]),
     step(b.op('Sub', [col, colStart]), geo.dilations[1]),
   ]);
-  const hot = b.op('OneHot', [offset, i64('depth', [k], []), b.floatConst('off_on', [2], [0, 1])], { axis: 2 }); // [N,C,K,Ho,Wo]
+  const positions = i64('window_positions', [...Array(k).keys()], [1, 1, k, 1, 1]);
+  const hot = b.op('Cast', [b.op('Equal', [b.op('Unsqueeze', [offset, i64('axes', [2])]), positions])], { to: b.floatType }); // [N,C,K,Ho,Wo]
   const placed = b.op('Mul', [hot, b.op('Unsqueeze', [single(dOut), i64('axes', [2])])]);
   const stacked = b.op('Reshape', [placed, i64('shape', [0, channels * k, ...outSpatial])]); // [N,C·K,Ho,Wo]
   const kernels = new Float64Array(channels * k * k);
