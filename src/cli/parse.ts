@@ -3,12 +3,12 @@ import {
   channel, crossEntropy, logit, margin, neuron, scale, sum, type Objective,
 } from '../compute/autodiff/objectives.ts';
 import type { ImageNetClass } from '../compute/model/model-card.ts';
+import { findClass } from '../compute/model/classes.ts';
+import { parseFraction } from '../compute/numbers.ts';
 
 /** "4/255", "0.0157", "1e-3" → number; a one-line error naming the option otherwise. */
 export function parseNumber(text: string, option: string): number {
-  const t = text.trim();
-  const frac = /^([+-]?\d*\.?\d+(?:e[+-]?\d+)?)\s*\/\s*(\d*\.?\d+(?:e[+-]?\d+)?)$/i.exec(t);
-  const v = frac ? Number(frac[1]) / Number(frac[2]) : /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(t) ? Number(t) : NaN;
+  const v = parseFraction(text);
   if (!Number.isFinite(v)) throw new Error(`${option} must be a number such as 4/255 or 0.0157, got '${text}'`);
   return v;
 }
@@ -21,16 +21,11 @@ export function parseInteger(text: string, option: string, min = 0): number {
 
 /** A class given as its index, its WordNet id or its name (case-insensitive). */
 export function parseClass(text: string, classes: readonly ImageNetClass[], option: string): number {
-  const t = text.trim();
-  if (/^\d+$/.test(t)) {
-    const i = Number(t);
-    if (i >= classes.length) throw new Error(`${option}: class ${i} is out of range: the model has classes 0..${classes.length - 1}`);
-    return i;
+  try {
+    return findClass(text, classes);
+  } catch (err) {
+    throw new Error(`${option}: ${(err as Error).message}`);
   }
-  const lower = t.toLowerCase();
-  const hit = classes.find((c) => c.wnid === t || c.name.toLowerCase() === lower);
-  if (!hit) throw new Error(`${option}: no class '${text}' (give an index 0..${classes.length - 1}, a WordNet id or an exact class name)`);
-  return hit.index;
 }
 
 export function parseClassList(text: string, classes: readonly ImageNetClass[], option: string): number[] {

@@ -1,7 +1,9 @@
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { attackImages, type AttackInput, type AttackOptions } from '../../compute/attacks/attack-images.ts';
-import { loadImage, perturbationPng, toPng } from '../../compute/io/image.ts';
+import { attackReport } from '../../compute/attacks/attack-report.ts';
+import { loadImage } from '../../compute/io/image.ts';
+import { writeDirAtomic } from '../../compute/io/write-dir.ts';
 import { readNpy, toFloat32 } from '../../compute/io/npy.ts';
 import { loadClassifier } from '../../compute/model/classifier.ts';
 import { labelFromFilename } from '../../compute/model/classes.ts';
@@ -82,58 +84,11 @@ export async function attack(opts: AttackCliOptions): Promise<void> {
   });
   bar.stop();
 
-  // Write into a temporary sibling and rename at the end: an interrupted or failed run leaves no half-written DIR.
-  const out = path.resolve(opts.out);
-  const tmp = `${out}.partial-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  try {
-    const [, h, w] = classifier.inputDims;
-    const stems = uniqueStems(results.map((r) => r.name));
-    const json = [];
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i];
-      const stem = stems[i];
-      const delta = r.adversarial.map((v, k) => v - r.clean[k]);
-      await writeFile(path.join(tmp, `${stem}.clean.png`), await toPng(r.clean, h, w));
-      await writeFile(path.join(tmp, `${stem}.adversarial.png`), await toPng(r.adversarial, h, w));
-      await writeFile(path.join(tmp, `${stem}.perturbation.png`), await perturbationPng(delta, h, w, opts.attack.eps || 1 / 255));
-      json.push({
-        file: r.name,
-        label: r.label,
-        label_name: classes[r.label].name,
-        label_source: r.labelSource,
-        ...(r.target === undefined ? {} : { target: r.target, target_name: classes[r.target].name }),
-        top5_before: r.top5Before,
-        top5_after: r.top5After,
-        success: r.success,
-        linf: r.linf,
-        l2: r.l2,
-        steps: r.steps,
-        loss_before: r.lossBefore,
-        loss_after: r.lossAfter,
-        images: { clean: `${stem}.clean.png`, adversarial: `${stem}.adversarial.png`, perturbation: `${stem}.perturbation.png` },
-      });
-    }
-    const settings = { model: opts.model, ...opts.attack, target: target ?? null };
-    await writeFile(path.join(tmp, 'results.json'), JSON.stringify(json, null, 2) + '\n');
-    await writeFile(path.join(tmp, 'attack.json'), JSON.stringify(settings, null, 2) + '\n');
-    await rm(out, { recursive: true, force: true });
-    await rename(tmp, out);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  const report = await attackReport(results, classifier, opts.attack.eps);
+  const settings = { model: opts.model, ...opts.attack, target: target ?? null };
+  report.files.set('results.json', new TextEncoder().encode(JSON.stringify(report.rows, null, 2) + '\n'));
+  report.files.set('attack.json', new TextEncoder().encode(JSON.stringify(settings, null, 2) + '\n'));
+  await writeDirAtomic(opts.out, report.files);
   const ok = results.filter((r) => r.success).length;
   process.stderr.write(`${ok}/${results.length} images ${target === undefined ? 'misclassified' : `classified as ${classes[target].name}`} after the attack; wrote ${opts.out}\n`);
-}
-
-function uniqueStems(names: readonly string[]): string[] {
-  const seen = new Map<string, number>();
-  return names.map((n) => {
-    const stem = path.basename(n).replace(/\.[^.]+$/, '');
-    const k = seen.get(stem) ?? 0;
-    seen.set(stem, k + 1);
-    return k === 0 ? stem : `${stem}-${k}`;
-  });
 }

@@ -11,3 +11,17 @@ export function labelFromFilename(file: string, classes: readonly ImageNetClass[
 export function formatClass(i: number, classes: readonly ImageNetClass[]): string {
   return `${i} (${classes[i]?.name ?? 'unknown'})`;
 }
+
+/** A class given as its index, its WordNet id or its name (case-insensitive); a one-line error otherwise. */
+export function findClass(text: string | number, classes: readonly ImageNetClass[]): number {
+  const t = String(text).trim();
+  if (/^\d+$/.test(t)) {
+    const i = Number(t);
+    if (i >= classes.length) throw new Error(`class ${i} is out of range: the model has classes 0..${classes.length - 1}`);
+    return i;
+  }
+  const lower = t.toLowerCase();
+  const hit = classes.find((c) => c.wnid === t || c.name.toLowerCase() === lower);
+  if (!hit) throw new Error(`no class '${t}' (give an index 0..${classes.length - 1}, a WordNet id or an exact class name)`);
+  return hit.index;
+}

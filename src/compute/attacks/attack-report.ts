@@ -1,0 +1,76 @@
+// What an attack leaves for a reader: per image the clean crop, the adversarial image and the perturbation as PNGs,
+// and one JSON row with predictions before/after, success and perturbation size. The CLI writes it to a folder; the
+// build pipeline stores it in the cache.
+import path from 'node:path';
+import { perturbationPng, toPng } from '../io/image.ts';
+import type { Classifier } from '../model/classifier.ts';
+import type { AttackResult } from './attack-images.ts';
+
+export interface AttackRow {
+  file: string;
+  label: number;
+  label_name: string;
+  label_source: 'given' | 'prediction';
+  target?: number;
+  target_name?: string;
+  top5_before: AttackResult['top5Before'];
+  top5_after: AttackResult['top5After'];
+  success: boolean;
+  linf: number;
+  l2: number;
+  steps: number;
+  loss_before: number;
+  loss_after: number;
+  images: { clean: string; adversarial: string; perturbation: string };
+}
+
+export interface AttackReport {
+  rows: AttackRow[];
+  /** file name → bytes */
+  files: Map<string, Uint8Array>;
+}
+
+export async function attackReport(results: readonly AttackResult[], classifier: Classifier, eps: number): Promise<AttackReport> {
+  const [, h, w] = classifier.inputDims;
+  const { classes } = classifier;
+  const stems = uniqueStems(results.map((r) => r.name));
+  const files = new Map<string, Uint8Array>();
+  const rows: AttackRow[] = [];
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i];
+    const stem = stems[i];
+    const images = { clean: `${stem}.clean.png`, adversarial: `${stem}.adversarial.png`, perturbation: `${stem}.perturbation.png` };
+    const delta = r.adversarial.map((v, k) => v - r.clean[k]);
+    files.set(images.clean, await toPng(r.clean, h, w));
+    files.set(images.adversarial, await toPng(r.adversarial, h, w));
+    files.set(images.perturbation, await perturbationPng(delta, h, w, eps || 1 / 255));
+    rows.push({
+      file: r.name,
+      label: r.label,
+      label_name: classes[r.label].name,
+      label_source: r.labelSource,
+      ...(r.target === undefined ? {} : { target: r.target, target_name: classes[r.target].name }),
+      top5_before: r.top5Before,
+      top5_after: r.top5After,
+      success: r.success,
+      linf: r.linf,
+      l2: r.l2,
+      steps: r.steps,
+      loss_before: r.lossBefore,
+      loss_after: r.lossAfter,
+      images,
+    });
+  }
+  return { rows, files };
+}
+
+/** File-name stems for the images, made unique when two inputs share a base name. */
+function uniqueStems(names: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return names.map((n) => {
+    const stem = path.basename(n).replace(/\.[^.]+$/, '');
+    const k = seen.get(stem) ?? 0;
+    seen.set(stem, k + 1);
+    return k === 0 ? stem : `${stem}-${k}`;
+  });
+}
