@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../compute/runtime/session.ts';
 import { attack } from './commands/attack.ts';
+import { compute } from './commands/compute.ts';
 import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
 import { parseInteger, parseNumber } from './parse.ts';
@@ -72,6 +73,14 @@ program.command('attack')
       },
     });
   });
+
+program.command('compute')
+  .description('run the compute steps of an experiment spec that are not cached (what `npm run build` does first)')
+  .argument('[spec]', 'experiment spec (YAML)', 'content/article.experiments.yaml')
+  .option('--dry-run', 'list the steps that would run, and why, without running them')
+  .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
+  .addOption(epOption())
+  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ExecutionProvider }) => compute({ spec, ...o }));
 
 try {
   await program.parseAsync(process.argv);

@@ -9,7 +9,7 @@ import { loadClassifier } from '../../compute/model/classifier.ts';
 import { labelFromFilename } from '../../compute/model/classes.ts';
 import type { SessionOptions } from '../../compute/runtime/session.ts';
 import { parseClass, parseClassList } from '../parse.ts';
-import { progress } from '../progress.ts';
+import { progress } from '../../compute/progress.ts';
 
 export interface AttackCliOptions extends SessionOptions {
   model: string;

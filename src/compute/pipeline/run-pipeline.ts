@@ -1,0 +1,149 @@
+// `npm run build` and `npm run compute` both land here: read the spec, plan every step with its cache key, run only
+// the steps whose key has no valid cache entry (or that are forced), and report what ran, what was cached and why.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { canonical } from '../cache/stable-json.ts';
+import { computeCodeVersion, hashFile, hashJson, sha256 } from '../cache/hash.ts';
+import { CacheStore, type CacheEntry } from '../cache/store.ts';
+import { loadClassifier, type Classifier } from '../model/classifier.ts';
+import { loadModelCard } from '../model/model-card.ts';
+import type { SessionOptions } from '../runtime/session.ts';
+import { ensureModel, loadImageSet } from './data.ts';
+import { loadSpec, resolveDataDir, type ExperimentSpec } from './spec.ts';
+import type { Step } from './step.ts';
+import { attackSteps } from './steps/attack.ts';
+
+export interface PipelineOptions {
+  specPath: string;
+  /** the project root: default data and cache folders live there */
+  projectRoot: string;
+  dataDir?: string;
+  /** default: ATLAS_CACHE, else <project>/.cache/atlas */
+  cacheDir?: string;
+  /** step ids to recompute even when cached; 'all' for every step */
+  force?: readonly string[] | 'all';
+  /** plan only: say what would run and why */
+  dryRun?: boolean;
+  session?: SessionOptions;
+  reporter?: PipelineReporter;
+}
+
+export interface PlannedStep {
+  id: string;
+  kind: string;
+  key: string;
+  /** why it will run, or 'cached' */
+  reason: string;
+  run: boolean;
+}
+
+export interface StepOutcome extends PlannedStep {
+  status: 'cached' | 'computed' | 'planned';
+  seconds: number;
+  entry?: CacheEntry;
+}
+
+export interface PipelineResult {
+  spec: ExperimentSpec;
+  steps: StepOutcome[];
+  seconds: number;
+}
+
+export interface PipelineReporter {
+  plan?(steps: readonly PlannedStep[]): void;
+  stepStart?(step: PlannedStep): void;
+  stepProgress?(step: PlannedStep, done: number, total: number, label: string): void;
+  stepEnd?(outcome: StepOutcome): void;
+  done?(result: PipelineResult): void;
+  log?(line: string): void;
+}
+
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
+  const started = performance.now();
+  const reporter = opts.reporter ?? {};
+  const spec = await loadSpec(opts.specPath);
+  const dataDir = opts.dataDir ?? resolveDataDir(opts.projectRoot);
+  const store = new CacheStore(opts.cacheDir ?? process.env.ATLAS_CACHE ?? path.join(opts.projectRoot, '.cache', 'atlas'));
+  await store.sweep();
+
+  const modelFile = await ensureModel(spec, dataDir, (l) => reporter.log?.(l));
+  const card = await loadModelCard(modelFile);
+  const cardText = await readFile(card.cardPath, 'utf8');
+  let classifier: Promise<Classifier> | undefined;
+  const steps: Step[] = await attackSteps({
+    spec,
+    classifier: () => (classifier ??= loadClassifier(modelFile, opts.session)),
+    model: { sha256: await hashFile(modelFile), card: sha256(cardText + JSON.stringify(card.classList)) },
+    classes: card.classList,
+    images: Object.keys(spec.attacks).length > 0 ? await loadImageSet(spec, dataDir) : [],
+    code: await computeCodeVersion(),
+  });
+  const ids = new Set(steps.map((s) => s.id));
+  if (opts.force && opts.force !== 'all') {
+    for (const f of opts.force) if (!ids.has(f)) throw new Error(`--force: no step '${f}' in ${opts.specPath} (steps: ${[...ids].join(', ')})`);
+  }
+
+  const index = await store.readIndex();
+  const planned: (PlannedStep & { step: Step; entry?: CacheEntry })[] = [];
+  for (const step of steps) {
+    const key = hashJson(step.inputs);
+    const forced = opts.force === 'all' || (opts.force ?? []).includes(step.id);
+    const found = await store.lookup(step.kind, key);
+    let reason: string;
+    if (forced) reason = 'forced';
+    else if (found.status === 'hit') reason = 'cached';
+    else if (found.status === 'corrupt') reason = `cache entry damaged (${found.reason})`;
+    else {
+      const previous = index[step.id];
+      const changed = previous ? changedPaths(previous.inputs, step.inputs) : [];
+      reason = changed.length > 0 ? `changed: ${changed.join(', ')}` : 'not computed yet';
+    }
+    planned.push({ id: step.id, kind: step.kind, key, reason, run: reason !== 'cached', step, entry: found.status === 'hit' ? found.entry : undefined });
+  }
+  reporter.plan?.(planned);
+
+  const outcomes: StepOutcome[] = [];
+  for (const p of planned) {
+    const { step, entry: cached, ...plan } = p;
+    if (opts.dryRun) {
+      outcomes.push({ ...plan, status: 'planned', seconds: 0, entry: cached });
+      continue;
+    }
+    if (!p.run && cached) {
+      const outcome: StepOutcome = { ...plan, status: 'cached', seconds: 0, entry: cached };
+      reporter.stepEnd?.(outcome);
+      outcomes.push(outcome);
+      continue;
+    }
+    reporter.stepStart?.(plan);
+    const t = performance.now();
+    const files = await step.compute({ progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label) });
+    const entry = await store.put(step.kind, p.key, canonical(step.inputs), files);
+    index[step.id] = { kind: step.kind, key: p.key, inputs: canonical(step.inputs) };
+    // Written after every step, so an interrupted build still explains the steps it finished.
+    await store.writeIndex(index);
+    const outcome: StepOutcome = { ...plan, status: 'computed', seconds: (performance.now() - t) / 1000, entry };
+    reporter.stepEnd?.(outcome);
+    outcomes.push(outcome);
+  }
+  if (!opts.dryRun) {
+    for (const p of planned) index[p.id] = { kind: p.kind, key: p.key, inputs: canonical(p.step.inputs) };
+    await store.writeIndex(index);
+  }
+  const result = { spec, steps: outcomes, seconds: (performance.now() - started) / 1000 };
+  reporter.done?.(result);
+  return result;
+}
+
+/** Leaf paths (two levels deep) where two input records differ: `params.eps`, `model`, `code`, `images`. */
+function changedPaths(before: unknown, after: unknown, prefix = '', depth = 0): string[] {
+  const a = JSON.stringify(canonical(before));
+  const b = JSON.stringify(canonical(after));
+  if (a === b) return [];
+  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+  if (depth >= 2 || !isObj(before) || !isObj(after)) return [prefix || '(inputs)'];
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+  return keys.flatMap((k) => changedPaths(before[k], after[k], prefix ? `${prefix}.${k}` : k, depth + 1));
+}
+
+

@@ -1,0 +1,87 @@
+// The experiment spec: which model, which images, which attacks and layers an article's figures come from.
+// YAML next to the article, validated once here with zod; paths are relative to the data directory.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { parseFraction } from '../numbers.ts';
+
+/** A number written as 0.0157 or "4/255". */
+const fraction = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const n = typeof v === 'number' ? v : parseFraction(v);
+  if (!Number.isFinite(n)) {
+    ctx.addIssue({ code: 'custom', message: `expected a number such as 4/255 or 0.0157, got '${v}'` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const className = z.union([z.string(), z.number().int().nonnegative()]);
+
+const AttackSpec = z.strictObject({
+  /** the classes whose images are attacked (index, WordNet id or name) */
+  from: z.union([className, z.array(className).nonempty()]),
+  /** target class for a targeted attack; untargeted when absent */
+  target: className.optional(),
+  norm: z.enum(['linf', 'l2']).default('linf'),
+  eps: fraction.default(4 / 255),
+  alpha: fraction.default(1 / 255),
+  steps: z.number().int().nonnegative().default(10),
+  random_start: z.boolean().default(false),
+  /** at most this many images of the source classes (in file-name order) */
+  max_images: z.number().int().positive().default(8),
+  batch: z.number().int().positive().default(8),
+});
+
+export const ExperimentSpec = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'use letters, digits, - and _'),
+  /** every random choice of every step derives from this seed */
+  seed: z.number().int().default(0),
+  model: z.strictObject({
+    /** path of the .onnx file in the data directory; its model card sits beside it */
+    file: z.string(),
+    /** where to download it from when it is missing (checked against sha256) */
+    url: z.url().optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  }),
+  images: z.strictObject({
+    /** an ImageNet-style folder in the data directory, with labels.json: [{file, index, wnid, name}] */
+    folder: z.string(),
+    labels: z.string().default('labels.json'),
+  }),
+  attacks: z.record(z.string().regex(/^[a-z0-9_]+$/, 'attack ids use lowercase letters, digits and _'), AttackSpec).default({}),
+  /** layers whose activations later analyses record */
+  layers: z.array(z.string()).default([]),
+});
+
+export type ExperimentSpec = z.infer<typeof ExperimentSpec>;
+export type AttackSpec = z.infer<typeof AttackSpec>;
+
+export async function loadSpec(specPath: string): Promise<ExperimentSpec> {
+  let text: string;
+  try {
+    text = await readFile(specPath, 'utf8');
+  } catch {
+    throw new Error(`experiment spec not found: ${specPath}`);
+  }
+  let raw: unknown;
+  try {
+    raw = YAML.parse(text);
+  } catch (err) {
+    throw new Error(`${specPath}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = ExperimentSpec.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`${specPath}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Where models and images live: ATLAS_DATA, else `data/` in the project. A user fills it by download (a spec's
+ * model.url) or by hand; CI and the tests fill it from ../shared.
+ */
+export function resolveDataDir(projectRoot: string): string {
+  return path.resolve(process.env.ATLAS_DATA ?? path.join(projectRoot, 'data'));
+}

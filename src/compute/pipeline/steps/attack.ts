@@ -1,0 +1,88 @@
+// The `attack` step: one PGD attack from a spec (e.g. weasel → trailer truck) on the images of its source classes.
+// Its outputs are the attack report (results.json with a summary, PNGs per image), cached under the hash of the model,
+// the images, the parameters and the compute code.
+import { attackImages } from '../../attacks/attack-images.ts';
+import { attackReport } from '../../attacks/attack-report.ts';
+import { hashFile } from '../../cache/hash.ts';
+import { stableJson } from '../../cache/stable-json.ts';
+import { loadImage } from '../../io/image.ts';
+import type { Classifier } from '../../model/classifier.ts';
+import { findClass } from '../../model/classes.ts';
+import type { ImageNetClass } from '../../model/model-card.ts';
+import { createRng } from '../../random.ts';
+import type { LabelledImage } from '../data.ts';
+import type { ExperimentSpec } from '../spec.ts';
+import type { Step } from '../step.ts';
+
+export interface StepEnv {
+  spec: ExperimentSpec;
+  /** loaded only when some step has to compute */
+  classifier: () => Promise<Classifier>;
+  model: { sha256: string; card: string };
+  classes: readonly ImageNetClass[];
+  images: readonly LabelledImage[];
+  code: string;
+}
+
+export async function attackSteps(env: StepEnv): Promise<Step[]> {
+  const steps: Step[] = [];
+  for (const [id, attack] of Object.entries(env.spec.attacks)) {
+    const where = `attack '${id}'`;
+    const resolve = (c: string | number) => {
+      try {
+        return findClass(c, env.classes);
+      } catch (err) {
+        throw new Error(`${where}: ${(err as Error).message}`);
+      }
+    };
+    const sources = (Array.isArray(attack.from) ? attack.from : [attack.from]).map(resolve);
+    const target = attack.target === undefined ? undefined : resolve(attack.target);
+    const chosen = env.images.filter((im) => sources.includes(im.label)).slice(0, attack.max_images);
+    if (chosen.length === 0) {
+      throw new Error(`${where}: no images of ${sources.map((s) => `${env.classes[s].name} (${s})`).join(', ')} in ${env.spec.images.folder}`);
+    }
+    // Each step draws from its own stream of the spec's seed, so adding an attack never changes another's result.
+    const seed = createRng(env.spec.seed).fork(`attack:${id}`).uniformInt(0, 2 ** 31 - 1);
+    const params = {
+      norm: attack.norm, eps: attack.eps, alpha: attack.alpha, steps: attack.steps, target: target ?? null,
+      random_start: attack.random_start, seed, batch: attack.batch,
+    };
+    const images = await Promise.all(chosen.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path), label: im.label })));
+    steps.push({
+      id,
+      kind: 'attack',
+      inputs: { code: env.code, model: env.model, images, params },
+      async compute(ctx) {
+        const classifier = await env.classifier();
+        const inputs = await Promise.all(chosen.map(async (im) => ({ name: im.name, label: im.label, pixels: await loadImage(im.path, classifier.preprocess) })));
+        const batches = Math.ceil(inputs.length / attack.batch);
+        const total = Math.max(1, batches * attack.steps);
+        const results = await attackImages(classifier, inputs, {
+          norm: attack.norm, eps: attack.eps, alpha: attack.alpha, steps: attack.steps, target,
+          randomStart: attack.random_start, seed, batch: attack.batch,
+        }, (p) => ctx.progress((p.batch - 1) * attack.steps + p.step, total, `batch ${p.batch}/${p.batches}, step ${p.step}/${p.steps}`));
+        const report = await attackReport(results, classifier, attack.eps);
+        const n = report.rows.length;
+        const mean = (f: (r: (typeof report.rows)[number]) => number) => report.rows.reduce((a, r) => a + f(r), 0) / n;
+        const credits = new Map(chosen.map((im) => [im.name, im.meta]));
+        const summary = {
+          n,
+          sources: sources.map((s) => env.classes[s].name),
+          target: target === undefined ? null : env.classes[target].name,
+          success_rate: mean((r) => (r.success ? 1 : 0)),
+          clean_top1_probability: mean((r) => r.top5_before[0].probability),
+          adversarial_top1_probability: mean((r) => r.top5_after[0].probability),
+          mean_linf: mean((r) => r.linf),
+          mean_l2: mean((r) => r.l2),
+        };
+        const files = new Map(report.files);
+        files.set('results.json', new TextEncoder().encode(stableJson({
+          id, kind: 'attack', params, summary,
+          rows: report.rows.map((r) => ({ ...r, credit: credits.get(r.file) ?? {} })),
+        })));
+        return files;
+      },
+    });
+  }
+  return steps;
+}
