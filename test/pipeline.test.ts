@@ -1,0 +1,121 @@
+// The build pipeline's promises: compute once, reuse while inputs are unchanged, recompute exactly what changed,
+// survive interruption, never publish a damaged cache entry, and explain itself.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Graph } from '../src/compute/onnx/graph.ts';
+import { runPipeline, type PipelineOptions } from '../src/compute/pipeline/run-pipeline.ts';
+import { SPEC, testProject, type TestProject } from './helpers/project.ts';
+import { shared } from './helpers/shared.ts';
+
+const CLI = path.resolve(import.meta.dirname, '../src/cli/atlas.ts');
+
+function run(p: TestProject, extra: Partial<PipelineOptions> = {}) {
+  return runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache, ...extra });
+}
+
+const statuses = (r: Awaited<ReturnType<typeof run>>) => Object.fromEntries(r.steps.map((s) => [s.id, s.status]));
+
+async function entryBytes(r: Awaited<ReturnType<typeof run>>): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const s of r.steps) {
+    for (const f of Object.keys(s.entry!.manifest.files)) out[`${s.id}/${f}`] = (await readFile(s.entry!.file(f))).toString('base64');
+  }
+  return out;
+}
+
+describe('build pipeline cache', () => {
+  it('computes once, then reuses; a forced recompute is byte-identical', async () => {
+    const p = await testProject();
+    const first = await run(p);
+    expect(statuses(first)).toEqual({ weasel_to_truck: 'computed', panda_untargeted: 'computed' });
+    const results = JSON.parse(await readFile(first.steps[0].entry!.file('results.json'), 'utf8'));
+    expect(results.summary.n).toBe(1);
+    expect(results.rows[0].file).toBe('images/two/n02441942.jpg');
+    const second = await run(p);
+    expect(statuses(second)).toEqual({ weasel_to_truck: 'cached', panda_untargeted: 'cached' });
+    const forced = await run(p, { force: 'all' });
+    expect(statuses(forced)).toEqual({ weasel_to_truck: 'computed', panda_untargeted: 'computed' });
+    expect(await entryBytes(forced)).toEqual(await entryBytes(first));
+  });
+
+  it('recomputes only the step whose parameter changed, and says which parameter', async () => {
+    const p = await testProject();
+    await run(p);
+    await writeFile(p.spec, SPEC.replace('target: trailer truck, eps: 4/255', 'target: trailer truck, eps: 8/255'));
+    const plan = await run(p, { dryRun: true });
+    expect(plan.steps.map((s) => [s.id, s.run, s.reason])).toEqual([
+      ['weasel_to_truck', true, 'changed: params.eps'],
+      ['panda_untargeted', false, 'cached'],
+    ]);
+    const after = await run(p);
+    expect(statuses(after)).toEqual({ weasel_to_truck: 'computed', panda_untargeted: 'cached' });
+    const results = JSON.parse(await readFile(after.steps[0].entry!.file('results.json'), 'utf8'));
+    expect(results.params.eps).toBeCloseTo(8 / 255, 6);
+  });
+
+  it('recomputes every step when the model file changes', async () => {
+    const p = await testProject();
+    await run(p);
+    // Same network, different bytes: a changed doc string is enough to be another model file.
+    const g = Graph.decode(await readFile(shared('models', 'mobilenetv2.onnx')));
+    g.model.docString = 'retrained';
+    const modelPath = path.join(p.data, 'models', 'mobilenetv2.onnx');
+    await (await import('node:fs/promises')).rm(modelPath);
+    await writeFile(modelPath, g.encode());
+    const plan = await run(p, { dryRun: true });
+    expect(plan.steps.map((s) => s.reason)).toEqual(['changed: model.sha256', 'changed: model.sha256']);
+    expect(statuses(await run(p))).toEqual({ weasel_to_truck: 'computed', panda_untargeted: 'computed' });
+  });
+
+  it('detects a damaged cache entry and recomputes it', async () => {
+    const p = await testProject();
+    const first = await run(p);
+    const png = first.steps[0].entry!.file('n02441942.adversarial.png');
+    const good = await readFile(png);
+    await writeFile(png, Buffer.concat([good.subarray(0, 100), Buffer.from('damage'), good.subarray(106)]));
+    const plan = await run(p, { dryRun: true });
+    expect(plan.steps[0].reason).toBe('cache entry damaged (n02441942.adversarial.png does not match its hash)');
+    const again = await run(p);
+    expect(statuses(again)).toEqual({ weasel_to_truck: 'computed', panda_untargeted: 'cached' });
+    expect(await readFile(png)).toEqual(good);
+  });
+
+  it('resumes after a build is killed mid-way, keeping finished steps and no partial entry', async () => {
+    const p = await testProject();
+    // Kill the build as soon as its first step has finished, while the second is computing.
+    const child = spawn(process.execPath, [CLI, 'compute', p.spec], { env: { ...process.env, ATLAS_DATA: p.data, ATLAS_CACHE: p.cache }, cwd: p.root });
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+        if (/done attack:weasel_to_truck/.test(stderr)) child.kill('SIGKILL');
+      });
+      child.on('exit', () => resolve());
+    });
+    expect(stderr).toMatch(/done attack:weasel_to_truck/);
+    // A leftover temporary folder of a dead build must be swept, not read as an entry.
+    const stale = path.join(p.cache, 'attack', '.tmp-deadbeef-999999999-0');
+    await mkdir(stale, { recursive: true });
+    await writeFile(path.join(stale, 'results.json'), '{ half');
+    const resumed = await run(p);
+    expect(statuses(resumed)).toEqual({ weasel_to_truck: 'cached', panda_untargeted: 'computed' });
+    expect(existsSync(stale)).toBe(false);
+    expect((await readdir(path.join(p.cache, 'attack'))).filter((n) => n.startsWith('.'))).toEqual([]);
+  });
+
+  it('says what is wrong with a spec, a missing model or an unknown class', async () => {
+    const bad = await testProject(SPEC.replace('seed: 1', 'seed: 1\ncolour: blue'));
+    await expect(run(bad)).rejects.toThrow(/experiments\.yaml: .*colour/);
+    const noModel = await testProject(SPEC.replace('models/mobilenetv2.onnx', 'models/resnet50.onnx'));
+    await expect(run(noModel)).rejects.toThrow(/model not found: .*resnet50\.onnx — put the \.onnx file and its model card there/);
+    const noClass = await testProject(SPEC.replace('target: trailer truck', 'target: unicorn'));
+    await expect(run(noClass)).rejects.toThrow(/attack 'weasel_to_truck': no class 'unicorn'/);
+    const noImages = await testProject(SPEC.replace('from: giant panda', 'from: tench'));
+    await expect(run(noImages)).rejects.toThrow(/attack 'panda_untargeted': no images of tench/);
+    const badEps = await testProject(SPEC.replace('eps: 4/255, alpha: 1/255, steps: 2 }\n', 'eps: four, alpha: 1/255, steps: 2 }\n'));
+    await expect(run(badEps)).rejects.toThrow(/attacks\.weasel_to_truck\.eps: expected a number such as 4\/255/);
+  });
+});
