@@ -61,19 +61,19 @@ export interface LabelledImage {
   meta: Record<string, unknown>;
 }
 
-/** The images of an ImageNet-style folder, in file-name order. */
-export async function loadImageSet(spec: ExperimentSpec, dataDir: string): Promise<LabelledImage[]> {
-  const folder = path.resolve(dataDir, spec.images.folder);
-  const labelsPath = path.join(folder, spec.images.labels);
+/** The images of an ImageNet-style folder (relative to the data directory), in file-name order. */
+export async function loadImageSet(relativeFolder: string, labelsFile: string, dataDir: string): Promise<LabelledImage[]> {
+  const folder = path.resolve(dataDir, relativeFolder);
+  const labelsPath = path.join(folder, labelsFile);
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(labelsPath, 'utf8'));
   } catch {
-    throw new Error(`image labels not found: ${labelsPath} — the image folder needs a ${spec.images.labels} listing {file, index} (fill the data directory, see README)`);
+    throw new Error(`image labels not found: ${labelsPath} — the image folder needs a ${labelsFile} listing {file, index} (fill the data directory, see README)`);
   }
   const parsed = LabelsSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`${labelsPath}: expected [{file, index, …}, …]`);
   return parsed.data
-    .map(({ file, index, ...meta }) => ({ path: path.join(folder, file), name: path.join(spec.images.folder, file), label: index, meta }))
+    .map(({ file, index, ...meta }) => ({ path: path.join(folder, file), name: path.join(relativeFolder, file), label: index, meta }))
     .sort((a, b) => a.name.localeCompare(b.name));
 }

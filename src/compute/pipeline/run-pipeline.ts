@@ -11,6 +11,7 @@ import type { SessionOptions } from '../runtime/session.ts';
 import { ensureModel, loadImageSet } from './data.ts';
 import { loadSpec, resolveDataDir, type ExperimentSpec } from './spec.ts';
 import type { Step } from './step.ts';
+import { analysisSteps } from './steps/analysis.ts';
 import { attackSteps } from './steps/attack.ts';
 
 export interface PipelineOptions {
@@ -70,14 +71,22 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const card = await loadModelCard(modelFile);
   const cardText = await readFile(card.cardPath, 'utf8');
   let classifier: Promise<Classifier> | undefined;
-  const steps: Step[] = await attackSteps({
+  const env = {
     spec,
     classifier: () => (classifier ??= loadClassifier(modelFile, opts.session)),
     model: { sha256: await hashFile(modelFile), card: sha256(cardText + JSON.stringify(card.classList)) },
     classes: card.classList,
-    images: Object.keys(spec.attacks).length > 0 ? await loadImageSet(spec, dataDir) : [],
+    images: Object.keys(spec.attacks).length > 0 ? await loadImageSet(spec.images.folder, spec.images.labels, dataDir) : [],
     code: await computeCodeVersion(),
-  });
+  };
+  const steps: Step[] = await attackSteps(env);
+  const keys = new Map(steps.map((s) => [s.id, hashJson(s.inputs)]));
+  let reference = spec.layers.length > 0 ? await loadImageSet(spec.analysis.reference ?? spec.images.folder, spec.images.labels, dataDir) : [];
+  if (spec.analysis.max_reference_images) reference = reference.slice(0, spec.analysis.max_reference_images);
+  for (const step of await analysisSteps({ ...env, reference, dataDir, keyOf: (id) => keys.get(id)! })) {
+    steps.push(step);
+    keys.set(step.id, hashJson(step.inputs));
+  }
   const ids = new Set(steps.map((s) => s.id));
   if (opts.force && opts.force !== 'all') {
     for (const f of opts.force) if (!ids.has(f)) throw new Error(`--force: no step '${f}' in ${opts.specPath} (steps: ${[...ids].join(', ')})`);
@@ -103,6 +112,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   reporter.plan?.(planned);
 
   const outcomes: StepOutcome[] = [];
+  const entries = new Map<string, CacheEntry>();
+  const dependency = (id: string): CacheEntry => {
+    const e = entries.get(id);
+    if (!e) throw new Error(`internal: step '${id}' has not run`);
+    return e;
+  };
   for (const p of planned) {
     const { step, entry: cached, ...plan } = p;
     if (opts.dryRun) {
@@ -110,6 +125,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       continue;
     }
     if (!p.run && cached) {
+      entries.set(p.id, cached);
       const outcome: StepOutcome = { ...plan, status: 'cached', seconds: 0, entry: cached };
       reporter.stepEnd?.(outcome);
       outcomes.push(outcome);
@@ -117,8 +133,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
     reporter.stepStart?.(plan);
     const t = performance.now();
-    const files = await step.compute({ progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label) });
+    const files = await step.compute({ progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label), dependency });
     const entry = await store.put(step.kind, p.key, canonical(step.inputs), files);
+    entries.set(p.id, entry);
     index[step.id] = { kind: step.kind, key: p.key, inputs: canonical(step.inputs) };
     // Written after every step, so an interrupted build still explains the steps it finished.
     await store.writeIndex(index);

@@ -50,8 +50,22 @@ export const ExperimentSpec = z.strictObject({
     labels: z.string().default('labels.json'),
   }),
   attacks: z.record(z.string().regex(/^[a-z0-9_]+$/, 'attack ids use lowercase letters, digits and _'), AttackSpec).default({}),
-  /** layers whose activations later analyses record */
+  /** layers whose neurons are analysed */
   layers: z.array(z.string()).default([]),
+  analysis: z.strictObject({
+    /** the clean reference set for distributions, percentiles and natural spread (default: images.folder) */
+    reference: z.string().optional(),
+    max_reference_images: z.number().int().positive().optional(),
+    /** top fraction of neurons per class */
+    top_fraction: z.number().positive().max(1).default(0.1),
+    /** |score| at which a neuron counts as fragile, in natural standard deviations */
+    fragile_z: z.number().positive().default(2),
+    /** percentile of the dataset distribution above which a neuron is strongly active */
+    percentile: z.number().positive().max(100).default(99),
+    /** WordNet groups for pooling thin classes: name → synset id (e.g. mustelids: n02441326) */
+    groups: z.record(z.string(), z.string().regex(/^n\d{8}$/)).default({}),
+    batch: z.number().int().positive().default(16),
+  }).prefault({}),
 });
 
 export type ExperimentSpec = z.infer<typeof ExperimentSpec>;

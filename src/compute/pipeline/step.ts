@@ -4,7 +4,11 @@
 export interface StepContext {
   /** progress within the step: units done of `total`, with a short label */
   progress(done: number, total: number, label: string): void;
+  /** the cache entry of a step this one depends on (already run or cached) */
+  dependency(id: string): CacheEntry;
 }
+
+import type { CacheEntry } from '../cache/store.ts';
 
 export interface Step {
   /** unique within the spec, e.g. `weasel_to_truck` */
@@ -13,6 +17,8 @@ export interface Step {
   kind: string;
   /** everything the outputs depend on (hashes, parameters, code version): the cache key is their hash */
   inputs: Record<string, unknown>;
+  /** ids of steps whose outputs this one reads; their keys are part of its inputs */
+  needs?: string[];
   /** produce the output files (name → bytes) */
   compute(ctx: StepContext): Promise<Map<string, Uint8Array>>;
 }
