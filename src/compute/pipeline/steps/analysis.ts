@@ -14,7 +14,11 @@ import { layerPolysemanticity } from '../../analysis/polysemantic.ts';
 import { recordActivations, type LayerActivations } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
 import { stableJson } from '../../cache/stable-json.ts';
-import { hwcToChw, loadImage } from '../../io/image.ts';
+import { cellBox, receptiveFields, type ReceptiveField } from '../../analysis/receptive-field.ts';
+import { mapShift, overlayPng, upsample } from '../../analysis/heatmap.ts';
+import { quantile } from '../../analysis/polysemantic.ts';
+import { hwcToChw, loadImage, toPng } from '../../io/image.ts';
+import type { Classifier } from '../../model/classifier.ts';
 import { encodeNpy, parseNpy } from '../../io/npy.ts';
 import type { CacheEntry } from '../../cache/store.ts';
 import type { LabelledImage } from '../data.ts';
@@ -88,8 +92,12 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
         const results = JSON.parse(await readFile(attack.file('results.json'), 'utf8'));
         const rows: { file: string; label: number; target?: number; images: { adversarial: string } }[] = results.rows;
         const [, h, w] = classifier.inputDims;
-        const clean = await recordActivations(classifier, rows.length, (i) => loadImage(path.resolve(env.dataDir, rows[i].file), classifier.preprocess), spec.layers, a.batch);
-        const adversarial = await recordActivations(classifier, rows.length, async (i) => hwcToChw(await sharp(attack.file(rows[i].images.adversarial)).removeAlpha().raw().toBuffer(), h, w), spec.layers, a.batch);
+        const cleanPixels = await Promise.all(rows.map((r) => loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess)));
+        const advPixels = await Promise.all(rows.map(async (r) => hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w)));
+        const clean = await recordActivations(classifier, rows.length, async (i) => cleanPixels[i], spec.layers, a.batch);
+        const adversarial = await recordActivations(classifier, rows.length, async (i) => advPixels[i], spec.layers, a.batch);
+        const fields = receptiveFields(classifier.model.prepared);
+        const files = new Map<string, Uint8Array>();
         const target: number | null = results.params.target;
         const layers: Record<string, unknown> = {};
         for (const [li, layer] of spec.layers.entries()) {
@@ -105,7 +113,10 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
             z: a.fragile_z, topFraction: a.top_fraction,
           });
           const all = [...Array(c.images).keys()];
+          const heatmaps = await fragileHeatmaps({ classifier, layer, channels: fragility.ranking.slice(0, HEATMAP_NEURONS).map((r) => r.channel), cleanPixels, advPixels, files,
+            field: fields.get(classifier.model.layers.find((l) => l.name === layer)!.tensor)!, scale: quantile(await referenceMaxima(acts, layer), 0.99), stems: rows.map((r) => path.basename(r.file).replace(/\.[^.]+$/, '')) });
           layers[layer] = {
+            heatmaps,
             fragility,
             stats: {
               source_clean: statsJson('source images, clean', groupStats(c.mean, c.channels, all)),
@@ -118,7 +129,8 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
           const f = (v as { fragility: ReturnType<typeof layerFragility> }).fragility;
           return [layer, { drops: f.drops, spikes: f.spikes, fragile_fraction: f.fragile_fraction, mean_abs_score: f.mean_abs_score, topk_retained: f.topk_retained, topk_target_overlap: f.topk_target_overlap }];
         }));
-        return new Map([['neurons.json', new TextEncoder().encode(stableJson({ attack: attackId, n: rows.length, summary, layers }))]]);
+        files.set('neurons.json', new TextEncoder().encode(stableJson({ attack: attackId, n: rows.length, summary, layers })));
+        return files;
       },
     });
   }
@@ -129,23 +141,99 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
     needs: [ACTIVATIONS],
     inputs: { code: env.code, activations: env.keyOf(ACTIVATIONS), percentile: a.percentile },
     async compute(ctx) {
+      const classifier = await env.classifier();
       const acts = ctx.dependency(ACTIVATIONS);
+      const fields = receptiveFields(classifier.model.prepared);
       const layers: Record<string, unknown> = {};
       const histograms: Record<string, unknown> = {};
+      const files = new Map<string, Uint8Array>();
       for (const [li, layer] of spec.layers.entries()) {
         ctx.progress(li, spec.layers.length, layer);
         const ref = await referenceMeans(acts, layer);
         const poly = layerPolysemanticity({ layer, channels: ref.channels, values: ref.values, labels: refLabels, classes: env.classes, percentile: a.percentile });
-        layers[layer] = { ...poly, ranking: poly.ranking.map((r) => ({ ...r, strong: r.strong.map((s) => ({ ...s, file: env.reference[s.image].name })) })) };
+        const info = classifier.model.layers.find((l) => l.name === layer)!;
+        const patches = await topPatches({
+          layer, channels: poly.ranking.slice(0, PATCH_NEURONS).map((r) => r.channel), acts, field: fields.get(info.tensor)!, spatial: [info.dims[2] ?? 1, info.dims[3] ?? 1],
+          images: env.reference, classes: env.classes, preprocess: classifier.preprocess, files,
+        });
+        layers[layer] = { ...poly, patches, ranking: poly.ranking.map((r) => ({ ...r, strong: r.strong.map((s) => ({ ...s, file: env.reference[s.image].name })) })) };
         histograms[layer] = neuronHistograms(ref.values, ref.channels);
       }
-      return new Map([
-        ['polysemantic.json', new TextEncoder().encode(stableJson({ n: env.reference.length, layers }))],
-        ['histograms.json', new TextEncoder().encode(stableJson(histograms))],
-      ]);
+      files.set('polysemantic.json', new TextEncoder().encode(stableJson({ n: env.reference.length, layers })));
+      files.set('histograms.json', new TextEncoder().encode(stableJson(histograms)));
+      return files;
     },
   });
   return steps;
+}
+
+/** Neurons per layer and attack that get heatmaps (the most fragile), and per layer that get top patches. */
+const HEATMAP_NEURONS = 3;
+const PATCH_NEURONS = 3;
+const PATCHES = 8;
+
+async function referenceMaxima(entry: CacheEntry, layer: string): Promise<Float32Array> {
+  return parseNpy(await readFile(entry.file(`${fileOf(layer)}.max.npy`))).data as Float32Array;
+}
+
+/** Clean and adversarial maps of the given neurons on each attack image, overlaid, with the shift numbers. */
+async function fragileHeatmaps(o: {
+  classifier: Classifier; layer: string; channels: number[]; cleanPixels: Float32Array[]; advPixels: Float32Array[];
+  files: Map<string, Uint8Array>; field: ReceptiveField; scale: number; stems: string[];
+}) {
+  const [, h, w] = o.classifier.inputDims;
+  const per = 3 * h * w;
+  const maps = async (pixels: Float32Array[]) => {
+    const x = new Float32Array(pixels.length * per);
+    pixels.forEach((p, i) => x.set(p, i * per));
+    return (await o.classifier.model.forward(x, [o.layer])).activations.get(o.layer)!;
+  };
+  const clean = await maps(o.cleanPixels);
+  const adv = await maps(o.advPixels);
+  const [, channels, mh, mw] = clean.dims;
+  const area = mh * mw;
+  const out = [];
+  for (const ch of o.channels) {
+    for (let i = 0; i < o.cleanPixels.length; i++) {
+      const at = (i * channels + ch) * area;
+      const cm = clean.data.subarray(at, at + area);
+      const am = adv.data.subarray(at, at + area);
+      const names = { clean: `${fileOf(o.layer)}_${ch}_${o.stems[i]}.clean.png`, adversarial: `${fileOf(o.layer)}_${ch}_${o.stems[i]}.adversarial.png` };
+      o.files.set(names.clean, await overlayPng(o.cleanPixels[i], upsample(cm, mh, mw, o.field, h, w), h, w, o.scale));
+      o.files.set(names.adversarial, await overlayPng(o.advPixels[i], upsample(am, mh, mw, o.field, h, w), h, w, o.scale));
+      out.push({ channel: ch, image: o.stems[i], images: names, ...mapShift(cm, am, mh, mw, o.field) });
+    }
+  }
+  return { scale: o.scale, neurons: out };
+}
+
+/** For each neuron, crops of the reference images where it reaches its highest spatial maxima, by receptive field. */
+async function topPatches(o: {
+  layer: string; channels: number[]; acts: CacheEntry; field: ReceptiveField; spatial: [number, number];
+  images: readonly LabelledImage[]; classes: StepEnv['classes']; preprocess: { resize: number; crop: number };
+  files: Map<string, Uint8Array>;
+}) {
+  const max = await referenceMaxima(o.acts, o.layer);
+  const argmax = parseNpy(await readFile(o.acts.file(`${fileOf(o.layer)}.argmax.npy`))).data as Int32Array;
+  const channels = max.length / o.images.length;
+  const crop = o.preprocess.crop;
+  const out = [];
+  for (const ch of o.channels) {
+    const order = [...o.images.keys()].sort((a, b) => max[b * channels + ch] - max[a * channels + ch] || a - b).slice(0, PATCHES);
+    const patches = [];
+    for (const [rank, i] of order.entries()) {
+      const cell = argmax[i * channels + ch];
+      const y = Math.floor(cell / o.spatial[1]);
+      const x = cell % o.spatial[1];
+      const [top, left, bottom, right] = cellBox(o.field, y, x, crop, crop);
+      const pixels = await loadImage(o.images[i].path, o.preprocess);
+      const file = `${fileOf(o.layer)}_${ch}_patch${rank}.png`;
+      o.files.set(file, await sharp(await toPng(pixels, crop, crop)).extract({ left, top, width: right - left, height: bottom - top }).resize(64, 64, { fit: 'fill' }).png().toBuffer());
+      patches.push({ rank, image: o.images[i].name, class: o.images[i].label, name: o.classes[o.images[i].label].name, activation: max[i * channels + ch], cell: [y, x], box: [top, left, bottom, right], file });
+    }
+    out.push({ channel: ch, patches });
+  }
+  return out;
 }
 
 async function referenceMeans(entry: CacheEntry, layer: string): Promise<{ values: Float32Array; channels: number }> {
