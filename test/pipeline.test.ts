@@ -106,6 +106,28 @@ describe('build pipeline cache', () => {
     expect((await readdir(path.join(p.cache, 'attack'))).filter((n) => n.startsWith('.'))).toEqual([]);
   });
 
+  it('runs the neuron analyses after the attacks, and re-runs an analysis when its attack changes', async () => {
+    const p = await testProject(SPEC + 'layers: [features.17.conv.2]\nanalysis: { groups: { mustelids: n02441326 } }\n');
+    const first = await run(p);
+    expect(statuses(first)).toEqual({
+      weasel_to_truck: 'computed', panda_untargeted: 'computed', activations: 'computed',
+      neurons_weasel_to_truck: 'computed', neurons_panda_untargeted: 'computed', polysemantic: 'computed',
+    });
+    const neurons = JSON.parse(await readFile(first.steps.find((s) => s.id === 'neurons_weasel_to_truck')!.entry!.file('neurons.json'), 'utf8'));
+    const layer = neurons.layers['features.17.conv.2'];
+    expect(layer.fragility.scores).toHaveLength(320);
+    expect(layer.stats.source_clean.n).toBe(1);
+    expect(layer.heatmaps.neurons).toHaveLength(3);
+    await writeFile(p.spec, (await readFile(p.spec, 'utf8')).replace('target: trailer truck, eps: 4/255', 'target: trailer truck, eps: 2/255'));
+    const plan = await run(p, { dryRun: true });
+    expect(Object.fromEntries(plan.steps.map((s) => [s.id, s.reason]))).toEqual({
+      weasel_to_truck: 'changed: params.eps', panda_untargeted: 'cached', activations: 'cached',
+      neurons_weasel_to_truck: 'changed: attack', neurons_panda_untargeted: 'cached', polysemantic: 'cached',
+    });
+    const only = await run(p, { kinds: ['polysemantic'], dryRun: true });
+    expect(only.steps.map((s) => s.id)).toEqual(['activations', 'polysemantic']);
+  });
+
   it('says what is wrong with a spec, a missing model or an unknown class', async () => {
     const bad = await testProject(SPEC.replace('seed: 1', 'seed: 1\ncolour: blue'));
     await expect(run(bad)).rejects.toThrow(/experiments\.yaml: .*colour/);

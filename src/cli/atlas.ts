@@ -82,6 +82,16 @@ program.command('compute')
   .addOption(epOption())
   .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ExecutionProvider }) => compute({ spec, ...o }));
 
+program.command('analyse')
+  .alias('analyze')
+  .description('run only the neuron analyses of a spec (activations, fragility, polysemanticity) and the attacks they need')
+  .argument('[spec]', 'experiment spec (YAML)', 'content/article.experiments.yaml')
+  .option('--dry-run', 'list the steps that would run, and why, without running them')
+  .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
+  .addOption(epOption())
+  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ExecutionProvider }) =>
+    compute({ spec, ...o, kinds: ['activations', 'neurons', 'polysemantic'] }));
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

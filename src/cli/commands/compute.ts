@@ -7,6 +7,8 @@ export interface ComputeOptions extends SessionOptions {
   spec: string;
   force?: string[];
   dryRun?: boolean;
+  /** only these step kinds (and what they depend on) */
+  kinds?: string[];
 }
 
 /** Run (or plan) the compute steps of an experiment spec, as `npm run build` does before building the site. */
@@ -16,6 +18,7 @@ export async function compute(opts: ComputeOptions): Promise<void> {
     projectRoot: process.cwd(),
     force: opts.force?.includes('all') ? 'all' : opts.force,
     dryRun: opts.dryRun,
+    kinds: opts.kinds,
     session: { ep: opts.ep },
     reporter: terminalReporter(),
   });

@@ -25,6 +25,8 @@ export interface PipelineOptions {
   force?: readonly string[] | 'all';
   /** plan only: say what would run and why */
   dryRun?: boolean;
+  /** run only the steps of these kinds (and the steps they depend on) */
+  kinds?: readonly string[];
   session?: SessionOptions;
   reporter?: PipelineReporter;
 }
@@ -86,6 +88,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   for (const step of await analysisSteps({ ...env, reference, dataDir, keyOf: (id) => keys.get(id)! })) {
     steps.push(step);
     keys.set(step.id, hashJson(step.inputs));
+  }
+  if (opts.kinds) {
+    // Keep the chosen kinds and, transitively, what they depend on.
+    const keep = new Set(steps.filter((s) => opts.kinds!.includes(s.kind)).map((s) => s.id));
+    for (let k = steps.length - 1; k >= 0; k--) if (keep.has(steps[k].id)) for (const d of steps[k].needs ?? []) keep.add(d);
+    steps.splice(0, steps.length, ...steps.filter((s) => keep.has(s.id)));
   }
   const ids = new Set(steps.map((s) => s.id));
   if (opts.force && opts.force !== 'all') {

@@ -1,0 +1,186 @@
+// Neuron statistics against independent computations, fragility and polysemanticity on cases with known answers,
+// the WordNet groups, and spatial coordinates (argmax, receptive field, heatmap centre of mass) on a network whose
+// channel fires exactly on a planted square.
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { coarseGroup, isUnder, wordnetDistance } from '../src/compute/analysis/class-groups.ts';
+import { layerFragility } from '../src/compute/analysis/fragility.ts';
+import { mapShift, upsample } from '../src/compute/analysis/heatmap.ts';
+import { neuronHistograms } from '../src/compute/analysis/histogram.ts';
+import { channelSpread, groupStats, topChannels } from '../src/compute/analysis/neuron-stats.ts';
+import { layerPolysemanticity, quantile } from '../src/compute/analysis/polysemantic.ts';
+import { cellBox, receptiveFields } from '../src/compute/analysis/receptive-field.ts';
+import { recordActivations } from '../src/compute/analysis/record.ts';
+import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
+import type { Classifier } from '../src/compute/model/classifier.ts';
+import { createRng } from '../src/compute/random.ts';
+import { hierarchyFor } from '../scripts/imagenet-hierarchy-lib.ts';
+import hierarchy from '../src/compute/analysis/imagenet-hierarchy.json' with { type: 'json' };
+import { FLOAT, named, tinyModel } from './helpers/tiny-net.ts';
+import { shared } from './helpers/shared.ts';
+
+const rng = createRng(21);
+const N = 37;
+const C = 11;
+const values = Float32Array.from({ length: N * C }, () => rng.normal() * 2 + 1);
+const column = (c: number, rows: number[]) => rows.map((r) => values[r * C + c]);
+
+describe('per-neuron statistics', () => {
+  it('mean, median, max and n of a group agree with a direct computation', () => {
+    const rows = [0, 3, 4, 9, 10, 22, 36];
+    const s = groupStats(values, C, rows);
+    expect(s.n).toBe(7);
+    for (let c = 0; c < C; c++) {
+      const col = column(c, rows);
+      const sorted = [...col].sort((a, b) => a - b);
+      expect(s.mean[c]).toBeCloseTo(col.reduce((a, b) => a + b) / col.length, 10);
+      expect(s.median[c]).toBeCloseTo(sorted[3], 10);
+      expect(s.max[c]).toBe(Math.max(...col));
+    }
+    const even = groupStats(values, C, [1, 2, 5, 8]);
+    const sorted = column(0, [1, 2, 5, 8]).sort((a, b) => a - b);
+    expect(even.median[0]).toBeCloseTo((sorted[1] + sorted[2]) / 2, 10);
+  });
+
+  it('top fraction of neurons and per-neuron spread', () => {
+    const score = [5, 1, 9, 3, 9, 0, 2, 7, 4, 6];
+    expect(topChannels(score, 0.3)).toEqual([2, 4, 7]);
+    const { mean, std } = channelSpread(values, C);
+    for (const c of [0, 5, 10]) {
+      const col = column(c, [...Array(N).keys()]);
+      const m = col.reduce((a, b) => a + b) / N;
+      expect(mean[c]).toBeCloseTo(m, 6);
+      expect(std[c]).toBeCloseTo(Math.sqrt(col.reduce((a, v) => a + (v - m) ** 2, 0) / N), 6);
+    }
+  });
+
+  it('histograms count every image once, with log densities', () => {
+    const h = neuronHistograms(values, C, 8);
+    expect(h).toHaveLength(C);
+    for (const nh of h) {
+      expect(nh.counts.reduce((a, b) => a + b)).toBe(N);
+      const width = nh.edges[1] - nh.edges[0];
+      nh.counts.forEach((k, i) => expect(nh.log_density[i]).toBe(k ? Math.log10(k / (N * width)) : null));
+    }
+  });
+});
+
+describe('fragility', () => {
+  it('scores the change of mean activation in natural standard deviations, with drops, spikes and top-k retention', () => {
+    const channels = 10;
+    const n = 3;
+    const sigma = [1, 2, 0.5, 1, 1, 1, 0, 1, 1, 1];
+    const clean = new Float32Array(n * channels);
+    const adv = new Float32Array(n * channels);
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < channels; c++) {
+        clean[i * channels + c] = 10 - c; // channel 0 is the top neuron
+        adv[i * channels + c] = 10 - c;
+      }
+      adv[i * channels + 0] -= 3; // drop of 3σ
+      adv[i * channels + 1] += 2; // spike of 1σ (σ = 2): not fragile
+      adv[i * channels + 2] += 1.5; // spike of 3σ
+      adv[i * channels + 6] += 5; // dead neuron (σ = 0) scores 0
+    }
+    const f = layerFragility({ layer: 'l', channels, clean, adversarial: adv, sigma, z: 2, topFraction: 0.1 });
+    expect(f.scores[0]).toBeCloseTo(-3, 6);
+    expect(f.scores[1]).toBeCloseTo(1, 6);
+    expect(f.scores[2]).toBeCloseTo(3, 6);
+    expect(f.scores[6]).toBe(0);
+    expect([f.drops, f.spikes]).toEqual([1, 1]);
+    expect(f.ranking.slice(0, 2).map((r) => r.channel).sort()).toEqual([0, 2]);
+    // The clean top neuron (channel 0: 10) falls to 7 after the attack, below channel 1 (9+2 = 11): not retained.
+    expect(f.topk_retained).toBe(0);
+  });
+});
+
+describe('polysemantic neurons', () => {
+  it('finds a neuron that fires for animals and vehicles, and not one that fires for animals only', () => {
+    const classes = JSON.parse('[]') as { wnid: string; name: string }[];
+    const labelsOf: [string, string][] = [['n02441942', 'weasel'], ['n04467665', 'trailer truck'], ['n02443484', 'black-footed ferret'], ['n03417042', 'garbage truck'], ['n02510455', 'giant panda']];
+    for (const [wnid, name] of labelsOf) classes.push({ wnid, name });
+    const n = 200;
+    const labels = Array.from({ length: n }, (_, i) => i % 5);
+    const values = new Float32Array(n * 2);
+    for (let i = 0; i < n; i++) {
+      const k = labels[i];
+      // Neuron 0: strong on weasels and trailer trucks. Neuron 1: strong on weasels and ferrets (both mustelids).
+      values[i * 2] = (k === 0 || k === 1) && i >= 190 ? 10 + i / 100 : (i % 7) / 10;
+      values[i * 2 + 1] = (k === 0 || k === 2) && i >= 185 ? 10 + i / 100 : (i % 5) / 10;
+    }
+    const p = layerPolysemanticity({ layer: 'l', channels: 2, values, labels, classes, percentile: 98 });
+    const byChannel = Object.fromEntries(p.ranking.map((r) => [r.channel, r]));
+    expect(byChannel[0].groups).toEqual({ animal: 2, vehicle: 2 });
+    expect(byChannel[0].polysemantic).toBe(true);
+    expect(byChannel[0].max_distance).toBe(wordnetDistance('n02441942', 'n04467665'));
+    expect(byChannel[1].groups).toEqual({ animal: 4 });
+    expect(byChannel[1].polysemantic).toBe(false);
+    expect(p.ranking[0].channel).toBe(0);
+    expect(quantile([1, 2, 3, 4], 0.5)).toBe(2.5);
+  });
+});
+
+describe('WordNet groups', () => {
+  it('groups classes by their WordNet 3.0 hypernyms', () => {
+    expect(coarseGroup('n02441942')).toBe('animal'); // weasel
+    expect(coarseGroup('n04467665')).toBe('vehicle'); // trailer truck
+    expect(isUnder('n02443484', 'n02441326')).toBe(true); // black-footed ferret is a musteline mammal
+    expect(isUnder('n04467665', 'n04490091')).toBe(true); // trailer truck is a truck
+    expect(isUnder('n02510455', 'n02441326')).toBe(false); // a giant panda is not
+    expect(wordnetDistance('n02441942', 'n02441942')).toBe(0);
+    expect(wordnetDistance('n02441942', 'n02443484')).toBeLessThan(wordnetDistance('n02441942', 'n04467665'));
+  });
+
+  it('the shipped hierarchy is exactly what WordNet 3.0 gives for the ImageNet classes', async () => {
+    const classes: { wnid: string }[] = JSON.parse(await readFile(shared('models', 'imagenet-classes.json'), 'utf8'));
+    expect(await hierarchyFor(classes.map((c) => c.wnid))).toEqual(hierarchy);
+  });
+});
+
+describe('spatial coordinates on a planted square', () => {
+  // 1×16×16 input → 3×3 box filter (pad 1) → "detect": channel 0 sums each 3×3 neighbourhood, so on an image that is
+  // 1 on a 4×4 square (rows 8–11, cols 2–5) and 0 elsewhere it peaks (9) where the window lies inside the square.
+  const bytes = tinyModel(FLOAT, [1, 16, 16], (net, x) => {
+    const conv = named(net, 'detect', 'Conv', [x, net.graph.addInitializer('box', FLOAT, [1, 1, 3, 3], new Array(9).fill(1))], { pads: [1, 1, 1, 1] });
+    const pooled = named(net, 'pool', 'MaxPool', [named(net, 'detect.relu', 'Relu', [conv])], { kernel_shape: [2, 2], strides: [2, 2] });
+    const deeper = named(net, 'deeper', 'Conv', [pooled, net.graph.addInitializer('box2', FLOAT, [1, 1, 3, 3], new Array(9).fill(1))], { pads: [1, 1, 1, 1] });
+    return net.b.op('Flatten', [deeper], { axis: 1 });
+  });
+  const image = new Float32Array(256);
+  for (let y = 8; y < 12; y++) for (let x = 2; x < 6; x++) image[y * 16 + x] = 1;
+
+  it('records the argmax inside the square, and the receptive fields of a conv–pool–conv stack', async () => {
+    const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
+    const classifier = { model, inputDims: [1, 16, 16] } as unknown as Classifier;
+    const rec = (await recordActivations(classifier, 1, async () => image, ['detect'])).get('detect')!;
+    expect(rec.max[0]).toBe(9);
+    const cell = rec.argmax[0];
+    expect([Math.floor(cell / 16), cell % 16]).toEqual([9, 3]); // first (row-major) window fully inside the square
+    expect(rec.mean[0]).toBeCloseTo((16 * 9) / 256, 6); // the box filter preserves mass: 16 ones × 9
+    const fields = receptiveFields(model.prepared);
+    const f = (layer: string) => fields.get(model.layers.find((l) => l.name === layer)!.tensor)!;
+    expect(f('detect')).toEqual({ size: [3, 3], jump: [1, 1], start: [0, 0] });
+    expect(f('pool')).toEqual({ size: [4, 4], jump: [2, 2], start: [0.5, 0.5] });
+    expect(f('deeper')).toEqual({ size: [8, 8], jump: [2, 2], start: [0.5, 0.5] });
+    // The patch at the argmax is the 3×3 window there, inside the square.
+    expect(cellBox(f('detect'), 9, 3, 16, 16)).toEqual([8, 2, 11, 5]);
+  });
+
+  it('puts the heatmap centre of mass on the square and measures a shift', async () => {
+    const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
+    const maps = (await model.forward(image, ['detect'])).activations.get('detect')!.data;
+    const moved = new Float32Array(256);
+    for (let y = 8; y < 12; y++) for (let x = 8; x < 12; x++) moved[y * 16 + x] = 1; // the square moved 6 px right
+    const maps2 = (await model.forward(moved, ['detect'])).activations.get('detect')!.data;
+    const field = receptiveFields(model.prepared).get(model.layers.find((l) => l.name === 'detect')!.tensor)!;
+    const s = mapShift(maps, maps2, 16, 16, field);
+    expect(s.com_clean![0]).toBeCloseTo(9.5, 6);
+    expect(s.com_clean![1]).toBeCloseTo(3.5, 6);
+    expect(s.com_shift!).toBeCloseTo(6, 6);
+    expect(s.inside_clean!).toBeGreaterThan(0.5);
+    expect(s.inside_adversarial!).toBe(0);
+    // Upsampling onto the input grid keeps the peak at the square.
+    const up = upsample(maps, 16, 16, field, 16, 16);
+    expect(up[9 * 16 + 3]).toBe(9);
+  });
+});
