@@ -2,7 +2,7 @@
 // compute) and stores one entry per step, keyed by step id, with the step's cache key as its digest — the same
 // contract as Astro's own loaders, so unchanged steps are neither recomputed nor re-rendered. Figure images are
 // published under their content hash (`_atlas/<sha256>.png`), so a changed figure never hides behind a stale cache.
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,12 +24,16 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
       const root = fileURLToPath(config.root);
       const specPath = path.resolve(root, spec);
       const assetDir = path.join(fileURLToPath(config.publicDir), ASSET_DIR);
+      await mkdir(assetDir, { recursive: true });
       const sync = async () => {
         const result = await runPipeline({ specPath, projectRoot: root, reporter: terminalReporter((line) => logger.info(line)) });
         store.clear();
+        const published = new Set<string>();
         for (const step of result.steps) {
-          store.set({ id: step.id, data: await entryData(step, result.spec.id, result.spec.model.file, assetDir), digest: step.key });
+          store.set({ id: step.id, data: await entryData(step, result.spec.id, result.spec.model.file, assetDir, published), digest: step.key });
         }
+        // Images of earlier specs would otherwise ship with every later build.
+        for (const f of await readdir(assetDir)) if (!published.has(f)) await rm(path.join(assetDir, f), { force: true });
       };
       await sync();
       if (watcher) {
@@ -45,23 +49,33 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
   };
 }
 
-/** The step's results.json, with each image file replaced by its published, content-hashed path. */
-async function entryData(step: StepOutcome, specId: string, model: string, assetDir: string): Promise<Record<string, unknown>> {
+/**
+ * The step's JSON outputs (`results.json` → `results`, …), with every reference to one of its images replaced by the
+ * image's published, content-hashed path. Binary arrays stay in the cache.
+ */
+async function entryData(step: StepOutcome, specId: string, model: string, assetDir: string, publishedFiles: Set<string>): Promise<Record<string, unknown>> {
   const entry = step.entry;
   if (!entry) throw new Error(`internal: step ${step.id} has no cache entry`);
-  const results = JSON.parse(await readFile(entry.file('results.json'), 'utf8'));
   const published = new Map<string, string>();
-  await mkdir(assetDir, { recursive: true });
   for (const [name, sha] of Object.entries(entry.manifest.files)) {
-    if (name.endsWith('.json')) continue;
+    if (!/\.(png|webp|jpe?g|svg)$/.test(name)) continue;
     const hashed = `${sha.slice(0, 20)}${path.extname(name)}`;
     const target = path.join(assetDir, hashed);
     if (!existsSync(target)) await copyFile(entry.file(name), target);
     published.set(name, `${ASSET_DIR}/${hashed}`);
+    publishedFiles.add(hashed);
   }
-  const rows = (results.rows ?? []).map((row: { images?: Record<string, string> }) => ({
-    ...row,
-    images: Object.fromEntries(Object.entries(row.images ?? {}).map(([k, v]) => [k, published.get(v) ?? v])),
-  }));
-  return { ...results, rows, kind: step.kind, key: step.key, spec: specId, model };
+  const rewrite = (v: unknown): unknown => {
+    if (typeof v === 'string') return published.get(v) ?? v;
+    if (Array.isArray(v)) return v.map(rewrite);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, rewrite(x)]));
+    return v;
+  };
+  const data: Record<string, unknown> = {};
+  for (const name of Object.keys(entry.manifest.files).filter((f) => f.endsWith('.json'))) {
+    data[name.replace(/\.json$/, '')] = rewrite(JSON.parse(await readFile(entry.file(name), 'utf8')));
+  }
+  // An attack's results are what its figure reads, so they sit at the top level.
+  const main = (data.results ?? {}) as Record<string, unknown>;
+  return { ...data, ...main, kind: step.kind, key: step.key, spec: specId, model };
 }
