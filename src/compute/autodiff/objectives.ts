@@ -15,7 +15,14 @@ export type Term =
   /** spatial mean of one channel of a layer */
   | { kind: 'channel'; weight: number; layer: string; channel: number }
   /** one channel at one spatial position */
-  | { kind: 'neuron'; weight: number; layer: string; channel: number; y: number; x: number };
+  | { kind: 'neuron'; weight: number; layer: string; channel: number; y: number; x: number }
+  /**
+   * Σ_c w[n,c]·(spatial mean of channel c), with w [N,C] fed at run time under `input`: a different channel or
+   * direction for every image of a batch (feature visualization renders several neurons at once)
+   */
+  | { kind: 'direction'; weight: number; layer: string; input: string }
+  /** Σ w[n,c,y,x]·a[n,c,y,x], with w [N,C,H,W] fed at run time: neurons at positions, one per image */
+  | { kind: 'map'; weight: number; layer: string; input: string };
 
 export type Objective = readonly Term[];
 
@@ -24,6 +31,10 @@ export const logit = (k: number | 'label'): Objective => [{ kind: 'logit', weigh
 export const margin = (k: number | 'label'): Objective => [{ kind: 'margin', weight: 1, class: k }];
 export const channel = (layer: string, c: number): Objective => [{ kind: 'channel', weight: 1, layer, channel: c }];
 export const neuron = (layer: string, c: number, y: number, x: number): Objective => [{ kind: 'neuron', weight: 1, layer, channel: c, y, x }];
+/** A per-image direction in a layer's channel space, fed at run time as `input` [N,C]. */
+export const direction = (layer: string, input: string): Objective => [{ kind: 'direction', weight: 1, layer, input }];
+/** A per-image weighting of a layer's whole map, fed at run time as `input` [N,C,H,W]. */
+export const map = (layer: string, input: string): Objective => [{ kind: 'map', weight: 1, layer, input }];
 export const scale = (o: Objective, w: number): Objective => o.map((t) => ({ ...t, weight: t.weight * w }));
 export const sum = (...os: Objective[]): Objective => os.flat();
 
@@ -39,6 +50,8 @@ export interface ObjectiveEnv {
   /** resolve a layer name to its tensor */
   tensorOf: (layer: string) => string;
   dims: (tensor: string) => number[];
+  /** a float graph input [N, ...dims] fed at run time */
+  input: (name: string, dims: readonly number[]) => string;
 }
 
 export interface BuiltObjective {
@@ -99,6 +112,21 @@ function buildTerm(term: Term, env: ObjectiveEnv): { value: string; seed: string
   const dims = env.dims(a);
   if (dims.length < 2) throw new Error(`layer '${term.layer}' has shape [${dims}]: it has no channel axis`);
   const [, channels, ...spatial] = dims;
+  if (term.kind === 'direction') {
+    const w = env.input(term.input, [channels]);
+    const axes = spatial.map((_, k) => k + 2);
+    const means = axes.length ? reduce(env, 'ReduceMean', a, axes) : a;
+    const value = b.op('ReduceSum', [b.op('Mul', [means, w]), b.int64Const('axes', [1])], { keepdims: 0 });
+    const area = spatial.reduce((p, d) => p * d, 1);
+    const perCell = b.op('Mul', [w, b.scalar(1 / area)]);
+    const seed = axes.length ? b.op('Expand', [b.op('Unsqueeze', [perCell, b.int64Const('axes', axes)]), b.op('Shape', [a])]) : perCell;
+    return { value, seed, tensor: a };
+  }
+  if (term.kind === 'map') {
+    const w = env.input(term.input, dims.slice(1));
+    const value = b.op('ReduceSum', [b.op('Mul', [a, w]), b.int64Const('axes', dims.slice(1).map((_, k) => k + 1))], { keepdims: 0 });
+    return { value, seed: w, tensor: a };
+  }
   checkIndex(term.channel, channels, `channel of layer '${term.layer}'`);
   const area = spatial.reduce((p, d) => p * d, 1);
   const chan = b.op('Gather', [a, b.int64Const('channel', [term.channel], [])], { axis: 1 }); // [N, ...spatial]

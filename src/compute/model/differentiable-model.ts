@@ -81,9 +81,18 @@ export class DifferentiableModel {
   }
 
   /** d(Σ_batch objective)/d(pixels) [N,C,H,W], with the objective per image and the logits. */
-  async gradient(pixels: FloatArray, objective: Objective, labels?: ArrayLike<number>): Promise<Required<Pick<ProgramResult, 'grad' | 'objective' | 'logits'>> & ProgramResult> {
-    const r = await (await this.program({ objective })).run(pixels, labels);
+  async gradient(pixels: FloatArray, objective: Objective, labels?: ArrayLike<number>, inputs?: Readonly<Record<string, FloatArray>>): Promise<Required<Pick<ProgramResult, 'grad' | 'objective' | 'logits'>> & ProgramResult> {
+    const r = await (await this.program({ objective })).run(pixels, labels, inputs);
     return r as Required<Pick<ProgramResult, 'grad' | 'objective' | 'logits'>> & ProgramResult;
+  }
+
+  /**
+   * The objective and its input gradient only: the program is pruned at the objective's layers, so nothing after
+   * them is computed (feature visualization of a layer3 neuron never runs layer4).
+   */
+  async objectiveGradient(pixels: FloatArray, objective: Objective, inputs?: Readonly<Record<string, FloatArray>>): Promise<{ objective: FloatArray; grad: FloatArray }> {
+    const r = await (await this.program({ objective, logits: false })).run(pixels, undefined, inputs);
+    return { objective: r.objective!, grad: r.grad! };
   }
 
   async release(): Promise<void> {

@@ -49,23 +49,26 @@ export class Program {
   private readonly model: PreparedModel;
   private readonly outputs: { logits?: string; objective?: string; grad?: string; activations: [string, string][] };
   readonly needsLabels: boolean;
+  /** run-time objective inputs (`direction`/`map` terms): name → dims after the batch */
+  readonly inputs: ReadonlyMap<string, number[]>;
 
-  private constructor(session: ort.InferenceSession, model: PreparedModel, spec: ProgramSpec, outputs: Program['outputs'], needsLabels: boolean) {
+  private constructor(session: ort.InferenceSession, model: PreparedModel, spec: ProgramSpec, outputs: Program['outputs'], needsLabels: boolean, inputs: ReadonlyMap<string, number[]>) {
     this.session = session;
     this.model = model;
     this.spec = spec;
     this.outputs = outputs;
     this.needsLabels = needsLabels;
+    this.inputs = inputs;
   }
 
   static async compile(model: PreparedModel, spec: ProgramSpec, opts: SessionOptions = {}): Promise<Program> {
-    const { bytes, outputs, needsLabels } = buildProgramGraph(model, spec);
+    const { bytes, outputs, needsLabels, inputs } = buildProgramGraph(model, spec);
     const session = await createSession(bytes, opts);
-    return new Program(session, model, spec, outputs, needsLabels);
+    return new Program(session, model, spec, outputs, needsLabels, inputs);
   }
 
   /** pixels: [N,C,H,W] in [0,1]; labels: [N] class per image when the objective reads labels. */
-  async run(pixels: FloatArray, labels?: ArrayLike<number>): Promise<ProgramResult> {
+  async run(pixels: FloatArray, labels?: ArrayLike<number>, extra: Readonly<Record<string, FloatArray>> = {}): Promise<ProgramResult> {
     const [c, h, w] = this.model.inputDims;
     const per = c * h * w;
     if (pixels.length === 0 || pixels.length % per !== 0) {
@@ -80,6 +83,14 @@ export class Program {
     if (this.needsLabels) {
       if (!labels || labels.length !== n) throw new Error(`this objective needs one label per image (${n}), got ${labels?.length ?? 0}`);
       feeds[LABELS] = new ort.Tensor('int64', BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [n]);
+    }
+    for (const [name, dims] of this.inputs) {
+      const data = extra[name];
+      const per = dims.reduce((a, b) => a * b, 1);
+      if (!data || data.length !== n * per) throw new Error(`objective input '${name}' needs ${n}×${dims.join('×')} values, got ${data?.length ?? 0}`);
+      feeds[name] = this.model.floatType === DType.DOUBLE
+        ? new ort.Tensor('float64', Float64Array.from(data), [n, ...dims])
+        : new ort.Tensor('float32', data instanceof Float32Array ? data : Float32Array.from(data), [n, ...dims]);
     }
     const out = await this.session.run(feeds);
     const data = (name: string | undefined) => (name ? (out[name].data as FloatArray) : undefined);
@@ -112,6 +123,7 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
   };
   const outputs: Program['outputs'] = { activations: [] };
   let labelsCreated = false;
+  const inputs = new Map<string, number[]>();
   graph.outputs = [];
   if (spec.logits !== false) {
     outputs.logits = model.logits;
@@ -130,6 +142,14 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
       logits: model.logits,
       dims,
       tensorOf: (layer) => findLayer(model.layers, layer).tensor,
+      input: (name, inputDims) => {
+        if (inputs.has(name) || name === LABELS || name === PIXELS) throw new Error(`objective input name '${name}' is used twice`);
+        graph.reserve(name);
+        const batch = graph.inputs.find((i) => i.name === PIXELS)?.type?.tensorType?.shape?.dim?.[0] ?? { dimParam: 'N' };
+        graph.inputs.push({ name, type: { tensorType: { elemType: model.floatType, shape: { dim: [batch, ...inputDims.map((d) => ({ dimValue: d }))] } } } });
+        inputs.set(name, [...inputDims]);
+        return name;
+      },
       labels: () => {
         if (!labelsCreated) {
           graph.reserve(LABELS);
@@ -152,5 +172,5 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
   graph.prune();
   if (spec.objective) foldChannelScales(graph, model.floatType);
   graph.prune();
-  return { bytes: graph.encode(), outputs, needsLabels: labelsCreated };
+  return { bytes: graph.encode(), outputs, needsLabels: labelsCreated, inputs };
 }

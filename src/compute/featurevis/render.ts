@@ -1,0 +1,114 @@
+// Feature visualization's one loop (Lucent's render_vis): parameterized image → random transforms → model →
+// objective, then the gradient back through the network (ONNX graph), the transforms and the parameterization
+// (their exact adjoints), and an Adam step. Every default is Lucent's and every random draw is seeded.
+import type { DifferentiableModel } from '../model/differentiable-model.ts';
+import { direction, map, sum, type Objective } from '../autodiff/objectives.ts';
+import { findLayer } from '../onnx/layers.ts';
+import { createRng } from '../random.ts';
+import { Adam } from './adam.ts';
+import { toValidRgb } from './param/color.ts';
+import { fftImage } from './param/fft-image.ts';
+import type { ImageParam } from './param/param.ts';
+import { pixelImage } from './param/pixel-image.ts';
+import { applySamplings, resize, standardTransforms, type Transform } from './transform.ts';
+
+/** A neuron to visualise: a channel (spatial mean), or a channel at a position. */
+export interface NeuronTarget {
+  layer: string;
+  channel: number;
+  y?: number;
+  x?: number;
+}
+
+export interface RenderOptions {
+  /** side of the rendered image (Lucent: 128); upsampled to the model's input when smaller */
+  size?: number;
+  steps?: number;
+  lr?: number;
+  seed?: number;
+  param?: 'fft' | 'pixel';
+  decorrelate?: boolean;
+  transforms?: Transform[];
+  onStep?: (step: number, objective: Float64Array) => void;
+}
+
+export interface RenderResult {
+  /** [B,3,size,size] in [0,1], one image per target */
+  images: Float32Array;
+  size: number;
+  /** objective per image after each step: [steps][B] */
+  curve: number[][];
+}
+
+/** Render one image per target, all in one batch (one forward/backward per step for the whole batch). */
+export async function renderNeurons(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions = {}): Promise<RenderResult> {
+  const size = opts.size ?? 128;
+  const steps = opts.steps ?? 512;
+  const rng = createRng(opts.seed ?? 0);
+  const batch = targets.length;
+  if (batch === 0) throw new Error('featurevis: no neurons to render');
+  const [channels, inH, inW] = model.inputDims;
+  if (channels !== 3) throw new Error('featurevis renders RGB images: the model must take 3 channels');
+  const param: ImageParam = toValidRgb(
+    (opts.param ?? 'fft') === 'fft'
+      ? fftImage({ batch, channels: 3, h: size, w: size, rng: rng.fork('param') })
+      : pixelImage({ batch, channels: 3, h: size, w: size, rng: rng.fork('param') }),
+    opts.decorrelate ?? true,
+  );
+  const { objective, inputs } = targetObjective(model, targets);
+  const transforms = opts.transforms ?? standardTransforms();
+  const draws = rng.fork('transforms');
+  const adam = new Adam(param.params.length, opts.lr ?? 0.05);
+  const curve: number[][] = [];
+  for (let step = 1; step <= steps; step++) {
+    const image = param.image(param.params);
+    // This step's random transforms, then (Lucent) a bilinear upsample when the image is smaller than the input.
+    const samplings = [];
+    let [h, w] = [size, size];
+    for (const t of transforms) {
+      const s = t(h, w, draws);
+      samplings.push(s);
+      [h, w] = [s.outH, s.outW];
+    }
+    if (h !== inH || w !== inW) samplings.push(resize(h, w, inH, inW));
+    const { out, backward } = applySamplings(image, batch * 3, samplings);
+    const r = await model.objectiveGradient(out, objective, inputs);
+    curve.push(Array.from(r.objective));
+    // Maximise the objective: descend on its negative.
+    const gPixels = Float32Array.from(r.grad, (g) => -g);
+    adam.step(param.params, param.backward(backward(gPixels)));
+    opts.onStep?.(step, Float64Array.from(r.objective));
+  }
+  return { images: param.image(param.params), size, curve };
+}
+
+/** One objective for the whole batch: image i maximises its own target, fed as run-time weights per layer. */
+function targetObjective(model: DifferentiableModel, targets: readonly NeuronTarget[]): { objective: Objective; inputs: Record<string, Float32Array> } {
+  const batch = targets.length;
+  const layers = [...new Set(targets.map((t) => t.layer))];
+  const parts: Objective[] = [];
+  const inputs: Record<string, Float32Array> = {};
+  layers.forEach((layerName, li) => {
+    const layer = findLayer(model.layers, layerName);
+    const [, c, h = 1, w = 1] = layer.dims;
+    const spatial = targets.some((t) => t.layer === layerName && t.y !== undefined);
+    const name = `featurevis/weights/${li}`;
+    const per = spatial ? c * h * w : c;
+    const weights = new Float32Array(batch * per);
+    targets.forEach((t, i) => {
+      if (t.layer !== layerName) return;
+      if (!(Number.isInteger(t.channel) && t.channel >= 0 && t.channel < c)) throw new Error(`channel ${t.channel} of layer '${layerName}' is out of range: must be in [0, ${c - 1}]`);
+      if (spatial) {
+        if (t.y === undefined || t.x === undefined) {
+          for (let k = 0; k < h * w; k++) weights[i * per + t.channel * h * w + k] = 1 / (h * w);
+        } else {
+          if (!(t.y >= 0 && t.y < h && t.x >= 0 && t.x < w)) throw new Error(`position (${t.y}, ${t.x}) is outside layer '${layerName}' (${h}×${w})`);
+          weights[i * per + (t.channel * h + t.y) * w + t.x] = 1;
+        }
+      } else weights[i * per + t.channel] = 1;
+    });
+    inputs[name] = weights;
+    parts.push(spatial ? map(layerName, name) : direction(layerName, name));
+  });
+  return { objective: sum(...parts), inputs };
+}

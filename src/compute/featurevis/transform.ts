@@ -1,0 +1,170 @@
+// Lucent's transforms (`optvis/transform.py`): each factory returns a function that draws its random choice (seeded)
+// and returns how output pixels sample input pixels. Every transform here is a fixed linear map per step — padding,
+// integer translation, bilinear scaling and rotation — so it is stored as up to four taps per output pixel, and its
+// exact adjoint scatters the gradient back through the same taps.
+import type { Rng } from '../random.ts';
+
+/** One step's spatial map from an [h,w] plane to an [outH,outW] plane (the same for every channel and image). */
+export interface Sampling {
+  inH: number;
+  inW: number;
+  outH: number;
+  outW: number;
+  /** [outH·outW·4] input index per tap, −1 for none */
+  index: Int32Array;
+  /** [outH·outW·4] tap weights */
+  weight: Float32Array;
+  /** [outH·outW] value added regardless of the input (padding colour) */
+  constant: Float32Array;
+}
+
+export type Transform = (h: number, w: number, rng: Rng) => Sampling;
+
+function sampling(inH: number, inW: number, outH: number, outW: number, fill: (y: number, x: number, set: (k: number, index: number, weight: number) => void) => number): Sampling {
+  const n = outH * outW;
+  const s: Sampling = { inH, inW, outH, outW, index: new Int32Array(n * 4).fill(-1), weight: new Float32Array(n * 4), constant: new Float32Array(n) };
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      const o = y * outW + x;
+      s.constant[o] = fill(y, x, (k, index, weight) => { s.index[o * 4 + k] = index; s.weight[o * 4 + k] = weight; });
+    }
+  }
+  return s;
+}
+
+/** Bilinear taps at input coordinate (sy, sx), zero outside the image (as kornia's warps and torch's Upsample). */
+function bilinear(inH: number, inW: number, sy: number, sx: number, set: (k: number, index: number, weight: number) => void): void {
+  const y0 = Math.floor(sy);
+  const x0 = Math.floor(sx);
+  const ty = sy - y0;
+  const tx = sx - x0;
+  const corners: [number, number, number][] = [[y0, x0, (1 - ty) * (1 - tx)], [y0, x0 + 1, (1 - ty) * tx], [y0 + 1, x0, ty * (1 - tx)], [y0 + 1, x0 + 1, ty * tx]];
+  corners.forEach(([yy, xx, wt], k) => {
+    if (wt !== 0 && yy >= 0 && yy < inH && xx >= 0 && xx < inW) set(k, yy * inW + xx, wt);
+  });
+}
+
+/** F.pad(image, [w]*4, value) */
+export const pad = (width: number, value = 0.5): Transform => (h, w) =>
+  sampling(h, w, h + 2 * width, w + 2 * width, (y, x, set) => {
+    const sy = y - width;
+    const sx = x - width;
+    if (sy >= 0 && sy < h && sx >= 0 && sx < w) { set(0, sy * w + sx, 1); return 0; }
+    return value;
+  });
+
+/** kornia translate by (dx, dy) ∈ {0..d−1}², zero fill */
+export const jitter = (d: number): Transform => {
+  if (!(d > 1)) throw new Error(`jitter needs d > 1, got ${d}`);
+  return (h, w, rng) => {
+    const dx = rng.uniformInt(0, d - 1);
+    const dy = rng.uniformInt(0, d - 1);
+    return sampling(h, w, h, w, (y, x, set) => {
+      const sy = y - dy;
+      const sx = x - dx;
+      if (sy >= 0 && sy < h && sx >= 0 && sx < w) set(0, sy * w + sx, 1);
+      return 0;
+    });
+  };
+};
+
+/** Bilinear resize with align_corners=True (torch.nn.Upsample) to outH×outW. */
+export function resize(h: number, w: number, outH: number, outW: number): Sampling {
+  const fy = outH > 1 ? (h - 1) / (outH - 1) : 0;
+  const fx = outW > 1 ? (w - 1) / (outW - 1) : 0;
+  return sampling(h, w, outH, outW, (y, x, set) => { bilinear(h, w, y * fy, x * fx, set); return 0; });
+}
+
+/** Lucent's random_scale: resize by a random factor (sizes rounded up), zero-padding back when it shrank. */
+export const randomScale = (scales: readonly number[]): Transform => (h, w, rng) => {
+  const s = scales[rng.uniformInt(0, scales.length - 1)];
+  const sh = Math.ceil(s * h);
+  const sw = Math.ceil(s * w);
+  const padX = Math.max(0, Math.ceil((w - sw) / 2));
+  const padY = Math.max(0, Math.ceil((h - sh) / 2));
+  const inner = resize(h, w, sh, sw);
+  // F.pad(x, [pad_y, pad_x] * 2): left pad_y, right pad_x, top pad_y, bottom pad_x (Lucent's order, kept).
+  const outH = sh + padY + padX;
+  const outW = sw + padY + padX;
+  return sampling(h, w, outH, outW, (y, x, set) => {
+    const iy = y - padY;
+    const ix = x - padY;
+    if (iy < 0 || iy >= sh || ix < 0 || ix >= sw) return 0;
+    const o = iy * sw + ix;
+    for (let k = 0; k < 4; k++) if (inner.index[o * 4 + k] >= 0) set(k, inner.index[o * 4 + k], inner.weight[o * 4 + k]);
+    return 0;
+  });
+};
+
+/** Lucent's random_rotate: a rotation by a random angle (degrees) about the image centre, bilinear, zero fill. */
+export const randomRotate = (angles: readonly number[]): Transform => (h, w, rng) => {
+  const theta = (angles[rng.uniformInt(0, angles.length - 1)] * Math.PI) / 180;
+  const cy = (h - 1) / 2;
+  const cx = (w - 1) / 2;
+  const cos = Math.cos(theta);
+  const sin = Math.sin(theta);
+  return sampling(h, w, h, w, (y, x, set) => {
+    // Sample the source at the inverse rotation of the destination pixel.
+    const dx = x - cx;
+    const dy = y - cy;
+    bilinear(h, w, cy - sin * dx + cos * dy, cx + cos * dx + sin * dy, set);
+    return 0;
+  });
+};
+
+/** Lucent's standard_transforms, in order. */
+export const standardTransforms = (): Transform[] => [
+  pad(12, 0.5),
+  jitter(8),
+  randomScale(Array.from({ length: 11 }, (_, i) => 1 + (i - 5) / 50)),
+  randomRotate([...Array.from({ length: 21 }, (_, i) => i - 10), 0, 0, 0, 0, 0]),
+  jitter(4),
+];
+
+/** Apply one step's samplings to a batch [B,C,H,W]; returns the output and the adjoint. */
+export function applySamplings(x: Float32Array, planes: number, steps: readonly Sampling[]): { out: Float32Array; backward: (g: Float32Array) => Float32Array } {
+  let cur = x;
+  for (const s of steps) cur = forward(cur, planes, s);
+  return {
+    out: cur,
+    backward(g) {
+      let gc = g;
+      for (let k = steps.length - 1; k >= 0; k--) gc = adjoint(gc, planes, steps[k]);
+      return gc;
+    },
+  };
+}
+
+function forward(x: Float32Array, planes: number, s: Sampling): Float32Array {
+  const inArea = s.inH * s.inW;
+  const outArea = s.outH * s.outW;
+  const out = new Float32Array(planes * outArea);
+  for (let p = 0; p < planes; p++) {
+    for (let o = 0; o < outArea; o++) {
+      let v = s.constant[o];
+      for (let k = 0; k < 4; k++) {
+        const i = s.index[o * 4 + k];
+        if (i >= 0) v += s.weight[o * 4 + k] * x[p * inArea + i];
+      }
+      out[p * outArea + o] = v;
+    }
+  }
+  return out;
+}
+
+function adjoint(g: Float32Array, planes: number, s: Sampling): Float32Array {
+  const inArea = s.inH * s.inW;
+  const outArea = s.outH * s.outW;
+  const back = new Float32Array(planes * inArea);
+  for (let p = 0; p < planes; p++) {
+    for (let o = 0; o < outArea; o++) {
+      const v = g[p * outArea + o];
+      if (v === 0) continue;
+      for (let k = 0; k < 4; k++) {
+        const i = s.index[o * 4 + k];
+        if (i >= 0) back[p * inArea + i] += s.weight[o * 4 + k] * v;
+      }
+    }
+  }
+  return back;
+}

@@ -1,0 +1,144 @@
+// Feature visualization's differentiable pieces, checked exactly: the Fourier parameterization against a direct
+// evaluation of torch.fft.irfftn(norm='ortho') semantics, and every adjoint (parameterization, colour, transforms)
+// against central finite differences — they are linear or smooth maps evaluated in float64 before rounding to
+// float32, so a relative tolerance of 1e-3 on a directional derivative is loose for correct code and tight for wrong.
+import { describe, expect, it } from 'vitest';
+import { toValidRgb } from '../src/compute/featurevis/param/color.ts';
+import { fftImage } from '../src/compute/featurevis/param/fft-image.ts';
+import type { ImageParam } from '../src/compute/featurevis/param/param.ts';
+import { pixelImage } from '../src/compute/featurevis/param/pixel-image.ts';
+import { applySamplings, jitter, pad, randomRotate, randomScale, resize, standardTransforms } from '../src/compute/featurevis/transform.ts';
+import { createRng } from '../src/compute/random.ts';
+
+/** torch.fft.irfftn(X, s=(h,w), norm='ortho') / 4 written out directly, for one plane. */
+function directIrfft(x: Float32Array, base: number, h: number, w: number, wf: number, scale: (k: number, l: number) => number): Float64Array {
+  const out = new Float64Array(h * w);
+  const used = Math.floor(w / 2) + 1;
+  for (let m = 0; m < h; m++) {
+    for (let n = 0; n < w; n++) {
+      let acc = 0;
+      for (let k = 0; k < h; k++) {
+        for (let l = 0; l < used; l++) {
+          const re = x[base + (k * wf + l) * 2] * scale(k, l);
+          const im = x[base + (k * wf + l) * 2 + 1] * scale(k, l);
+          // Column k: full complex inverse DFT; columns l: Hermitian real part (DC/Nyquist once, others twice).
+          const theta = 2 * Math.PI * ((k * m) / h + (l * n) / w);
+          const weight = l === 0 || (w % 2 === 0 && l === w / 2) ? 1 : 2;
+          acc += weight * (re * Math.cos(theta) - im * Math.sin(theta));
+        }
+      }
+      out[m * w + n] = acc / Math.sqrt(h * w) / 4;
+    }
+  }
+  return out;
+}
+
+function checkAdjoint(forward: (p: Float32Array) => Float32Array, backward: (g: Float32Array) => Float32Array, p0: Float32Array, h = 1e-3) {
+  const rng = createRng(3);
+  const out0 = forward(p0);
+  const g = Float32Array.from(out0, () => rng.normal());
+  forward(p0); // the adjoint is evaluated at p0
+  const gp = backward(g);
+  for (let trial = 0; trial < 3; trial++) {
+    const v = Float64Array.from(p0, () => rng.normal());
+    const norm = Math.hypot(...v);
+    const at = (t: number) => {
+      const out = forward(Float32Array.from(p0, (x, i) => x + (t * v[i]) / norm));
+      return out.reduce((a, y, i) => a + y * g[i], 0);
+    };
+    const numeric = (at(h) - at(-h)) / (2 * h);
+    const analytic = gp.reduce((a, x, i) => a + (x * v[i]) / norm, 0);
+    expect(Math.abs(numeric - analytic)).toBeLessThan(1e-3 * Math.max(1e-3, Math.hypot(...gp)));
+  }
+}
+
+describe('Fourier image parameterization', () => {
+  for (const [h, w] of [[8, 8], [6, 5], [7, 6]] as const) {
+    it(`matches irfftn(norm='ortho')/4 with Lucent's frequency scaling (${h}×${w})`, () => {
+      const p = fftImage({ batch: 2, channels: 3, h, w, rng: createRng(1) });
+      const img = p.image(p.params);
+      const wf = w % 2 === 1 ? Math.floor(w / 2) + 2 : Math.floor(w / 2) + 1;
+      const freq = (k: number, n: number) => (k < Math.ceil(n / 2) ? k : k - n) / n;
+      const scale = (k: number, l: number) => 1 / Math.max(Math.hypot(freq(k, h), freq(l, w)), 1 / Math.max(h, w));
+      for (let plane = 0; plane < 6; plane++) {
+        const direct = directIrfft(p.params, plane * h * wf * 2, h, w, wf, scale);
+        for (let q = 0; q < h * w; q++) expect(img[plane * h * w + q]).toBeCloseTo(direct[q], 6);
+      }
+      expect(p.params.length).toBe(2 * 3 * h * wf * 2);
+    });
+  }
+
+  it('initialises the spectrum with sd 0.01 and reproduces from the seed', () => {
+    const a = fftImage({ batch: 1, channels: 3, h: 32, w: 32, rng: createRng(5) });
+    const b = fftImage({ batch: 1, channels: 3, h: 32, w: 32, rng: createRng(5) });
+    expect(Array.from(a.params)).toEqual(Array.from(b.params));
+    const sd = Math.sqrt(a.params.reduce((s, x) => s + x * x, 0) / a.params.length);
+    expect(sd).toBeGreaterThan(0.009);
+    expect(sd).toBeLessThan(0.011);
+  });
+
+  it('has exact gradients: FFT, colour decorrelation and sigmoid', () => {
+    for (const [h, w] of [[8, 8], [6, 5]] as const) {
+      const fft = fftImage({ batch: 1, channels: 3, h, w, rng: createRng(2), sd: 0.5 });
+      checkAdjoint((p) => fft.image(p), (g) => fft.backward(g), fft.params);
+      const rgb: ImageParam = toValidRgb(fftImage({ batch: 2, channels: 3, h, w, rng: createRng(2), sd: 0.5 }));
+      checkAdjoint((p) => rgb.image(p), (g) => rgb.backward(g), rgb.params);
+    }
+    const pixels = toValidRgb(pixelImage({ batch: 1, channels: 3, h: 4, w: 4, rng: createRng(9), sd: 1 }), false);
+    checkAdjoint((p) => pixels.image(p), (g) => pixels.backward(g), pixels.params);
+  });
+});
+
+describe('transforms', () => {
+  const rng = createRng(11);
+  const x0 = Float32Array.from({ length: 2 * 3 * 20 * 20 }, () => rng.uniform());
+
+  it('pad, jitter, scale, rotate and resize have exact adjoints', () => {
+    const cases = [
+      pad(3, 0.5)(20, 20, rng),
+      jitter(8)(20, 20, createRng(1)),
+      randomScale([0.9])(20, 20, rng),
+      randomScale([1.1])(20, 20, rng),
+      randomRotate([7])(20, 20, rng),
+      resize(20, 20, 31, 31),
+    ];
+    for (const s of cases) {
+      // A linear map's adjoint satisfies <A x, g> = <x, Aᵀ g> (up to the constant padding term).
+      const g = Float32Array.from({ length: 6 * s.outH * s.outW }, () => rng.normal());
+      const { out, backward } = applySamplings(x0, 6, [s]);
+      const zero = applySamplings(new Float32Array(x0.length), 6, [s]).out;
+      const lhs = out.reduce((a, y, i) => a + (y - zero[i]) * g[i], 0);
+      const rhs = backward(g).reduce((a, v, i) => a + v * x0[i], 0);
+      expect(Math.abs(lhs - rhs)).toBeLessThan(1e-3 * Math.abs(lhs) + 1e-3);
+    }
+  });
+
+  it('reproduce Lucent geometry: padding colour, integer jitter, sizes of scaled images', () => {
+    const p = pad(12, 0.5)(128, 128, rng);
+    expect([p.outH, p.outW]).toEqual([152, 152]);
+    expect(applySamplings(new Float32Array(128 * 128), 1, [p]).out[0]).toBe(0.5);
+    const j = jitter(4)(5, 5, createRng(4));
+    const ramp = Float32Array.from({ length: 25 }, (_, i) => i + 1);
+    const moved = applySamplings(ramp, 1, [j]).out;
+    const shift = moved.findIndex((v) => v === 1); // where pixel (0,0) went
+    expect(shift).toBeGreaterThanOrEqual(0);
+    const s = randomScale([0.9])(152, 152, rng);
+    // ceil(0.9·152) = 137, padded by ceil(15/2) = 8 on each side
+    expect([s.outH, s.outW]).toEqual([153, 153]);
+    expect(standardTransforms()).toHaveLength(5);
+  });
+
+  it('the whole standard chain then upsampling to 224 has an exact adjoint', () => {
+    let [h, w] = [32, 32];
+    const steps = [];
+    for (const t of standardTransforms()) { const s = t(h, w, rng); steps.push(s); [h, w] = [s.outH, s.outW]; }
+    steps.push(resize(h, w, 224, 224));
+    const x = Float32Array.from({ length: 3 * 32 * 32 }, () => rng.uniform());
+    const g = Float32Array.from({ length: 3 * 224 * 224 }, () => rng.normal());
+    const { out, backward } = applySamplings(x, 3, steps);
+    const zero = applySamplings(new Float32Array(x.length), 3, steps).out;
+    const lhs = out.reduce((a, y, i) => a + (y - zero[i]) * g[i], 0);
+    const rhs = backward(g).reduce((a, v, i) => a + v * x[i], 0);
+    expect(Math.abs(lhs - rhs)).toBeLessThan(1e-4 * Math.abs(lhs));
+  });
+});
