@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../compute/runtime/session.ts';
 import { attack } from './commands/attack.ts';
 import { compute } from './commands/compute.ts';
+import { featurevis } from './commands/featurevis.ts';
 import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
 import { parseInteger, parseNumber } from './parse.ts';
@@ -81,6 +82,19 @@ program.command('compute')
   .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
   .addOption(epOption())
   .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ExecutionProvider }) => compute({ spec, ...o }));
+
+program.command('featurevis')
+  .description('render images that maximise neurons (Lucent defaults: 128 px Fourier image, decorrelated colour, standard transforms, Adam 0.05, 512 steps)')
+  .requiredOption('--model <model>', 'ONNX model with its card beside it')
+  .requiredOption('--neuron <neurons...>', '<layer>:<channel> (spatial mean) or <layer>:<channel>:<y>:<x>; several render in one batch')
+  .option('--size <px>', 'side of the rendered image', '128')
+  .option('--steps <n>', 'optimisation steps', '512')
+  .option('--seed <n>', 'seed of the initial image and of the transforms', '0')
+  .addOption(new Option('--param <kind>', 'image parameterization').choices(['fft', 'pixel']).default('fft'))
+  .option('--no-decorrelate', 'optimise RGB directly instead of decorrelated colour')
+  .requiredOption('--out <dir>', 'output directory (replaced atomically)')
+  .addOption(epOption())
+  .action(async (o: { model: string; neuron: string[]; size: string; steps: string; seed: string; param: 'fft' | 'pixel'; decorrelate: boolean; out: string; ep: ExecutionProvider }) => featurevis(o));
 
 program.command('analyse')
   .alias('analyze')

@@ -4,12 +4,16 @@
 import type { Graph } from '../onnx/graph.ts';
 import { attrInt, type NodeProto } from '../onnx/proto.ts';
 
-/** Fold `Mul(g, k[1,C,1..])` into the Conv/ConvTranspose that is its only consumer. */
-export function foldChannelScales(graph: Graph, floatType: number): void {
+/**
+ * Fold `Mul(g, k[1,C,1..])` into the Conv/ConvTranspose that is its only consumer. Only the backward pass's Muls
+ * (`forward` lists the nodes to leave alone) are safe to fold: there `g` is a gradient with exactly C channels, while
+ * a forward Mul may broadcast a 1-channel `g` up to C, which the folded convolution could no longer read.
+ */
+export function foldChannelScales(graph: Graph, floatType: number, forward: ReadonlySet<NodeProto>): void {
   const consumers = graph.consumers();
   const removed = new Set<NodeProto>();
   for (const mul of graph.nodes) {
-    if (mul.opType !== 'Mul') continue;
+    if (mul.opType !== 'Mul' || forward.has(mul)) continue;
     const [g, k] = mul.input ?? [];
     const out = mul.output?.[0] ?? '';
     const users = consumers.get(out) ?? [];

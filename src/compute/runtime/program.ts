@@ -8,7 +8,7 @@ import { GraphBuilder } from '../onnx/builder.ts';
 import { Graph } from '../onnx/graph.ts';
 import { findLayer, type Layer } from '../onnx/layers.ts';
 import { PIXELS } from '../onnx/normalize.ts';
-import { DType } from '../onnx/proto.ts';
+import { DType, type NodeProto } from '../onnx/proto.ts';
 import type { TensorInfo } from './probe.ts';
 import { createSession, ort, type SessionOptions } from './session.ts';
 
@@ -124,6 +124,7 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
   const outputs: Program['outputs'] = { activations: [] };
   let labelsCreated = false;
   const inputs = new Map<string, number[]>();
+  let forwardNodes: Set<NodeProto> | undefined;
   graph.outputs = [];
   if (spec.logits !== false) {
     outputs.logits = model.logits;
@@ -164,13 +165,14 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     graph.nodes.push({ name: graph.fresh('objective/value'), opType: 'Identity', input: [built.value], output: [OBJECTIVE] });
     graph.addOutput(OBJECTIVE);
     outputs.objective = OBJECTIVE;
+    forwardNodes = new Set(graph.nodes);
     const grad = backprop(graph, { wrt: PIXELS, seeds: built.seeds, dims, floatType: model.floatType });
     graph.addOutput(grad);
     outputs.grad = grad;
   }
   if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations or an objective');
   graph.prune();
-  if (spec.objective) foldChannelScales(graph, model.floatType);
+  if (forwardNodes) foldChannelScales(graph, model.floatType, forwardNodes);
   graph.prune();
   return { bytes: graph.encode(), outputs, needsLabels: labelsCreated, inputs };
 }

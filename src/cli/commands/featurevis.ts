@@ -1,0 +1,61 @@
+import path from 'node:path';
+import { renderNeurons, type NeuronTarget } from '../../compute/featurevis/render.ts';
+import { toPng } from '../../compute/io/image.ts';
+import { writeDirAtomic } from '../../compute/io/write-dir.ts';
+import { loadClassifier } from '../../compute/model/classifier.ts';
+import { findLayer } from '../../compute/onnx/layers.ts';
+import { progress } from '../../compute/progress.ts';
+import type { SessionOptions } from '../../compute/runtime/session.ts';
+import { parseInteger } from '../parse.ts';
+
+export interface FeaturevisOptions extends SessionOptions {
+  model: string;
+  neuron: string[];
+  size: string;
+  steps: string;
+  seed: string;
+  param: 'fft' | 'pixel';
+  decorrelate: boolean;
+  out: string;
+}
+
+/** `layer:channel` or `layer:channel:y:x` (the layer name may itself contain colons from its op index). */
+export function parseNeuron(text: string): NeuronTarget {
+  const parts = text.split(':');
+  const numeric = (s: string | undefined) => s !== undefined && /^\d+$/.test(s);
+  if (parts.length >= 4 && numeric(parts.at(-1)) && numeric(parts.at(-2)) && numeric(parts.at(-3))) {
+    return { layer: parts.slice(0, -3).join(':'), channel: Number(parts.at(-3)), y: Number(parts.at(-2)), x: Number(parts.at(-1)) };
+  }
+  if (parts.length >= 2 && numeric(parts.at(-1))) return { layer: parts.slice(0, -1).join(':'), channel: Number(parts.at(-1)) };
+  throw new Error(`--neuron '${text}': expected <layer>:<channel> or <layer>:<channel>:<y>:<x>`);
+}
+
+/** Render the images that maximise the given neurons (one batch), with their objective curves. */
+export async function featurevis(opts: FeaturevisOptions): Promise<void> {
+  const targets = opts.neuron.map(parseNeuron);
+  const size = parseInteger(opts.size, '--size', 8);
+  const steps = parseInteger(opts.steps, '--steps', 1);
+  const seed = parseInteger(opts.seed, '--seed');
+  const classifier = await loadClassifier(opts.model, opts);
+  for (const t of targets) findLayer(classifier.model.layers, t.layer);
+  const bar = progress(steps, 'featurevis');
+  const t0 = performance.now();
+  const result = await renderNeurons(classifier.model, targets, {
+    size, steps, seed, param: opts.param, decorrelate: opts.decorrelate,
+    onStep: (step, o) => bar.update(step, `objective ${Array.from(o, (v) => v.toFixed(2)).join(' ')}`),
+  });
+  bar.stop();
+  const seconds = (performance.now() - t0) / 1000;
+  const per = 3 * size * size;
+  const files = new Map<string, Uint8Array>();
+  const names = targets.map((t) => `${t.layer}_${t.channel}${t.y === undefined ? '' : `_${t.y}_${t.x}`}`.replace(/[^\w.-]/g, '_'));
+  for (let i = 0; i < targets.length; i++) files.set(`${names[i]}.png`, await toPng(result.images.subarray(i * per, (i + 1) * per), size, size));
+  const summary = {
+    model: opts.model, size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, seconds,
+    neurons: targets.map((t, i) => ({ ...t, image: `${names[i]}.png`, objective: result.curve.at(-1)![i] })),
+  };
+  files.set('featurevis.json', new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));
+  files.set('curve.json', new TextEncoder().encode(JSON.stringify(result.curve.map((row) => row.map((v) => Number(v.toPrecision(6))))) + '\n'));
+  await writeDirAtomic(opts.out, files);
+  process.stderr.write(`rendered ${targets.length} neuron(s) in ${seconds.toFixed(1)} s; wrote ${path.resolve(opts.out)}\n`);
+}
