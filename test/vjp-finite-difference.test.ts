@@ -29,7 +29,7 @@
 // both ends mean no kink was crossed. Guards also check coverage (a mask that is all ones would test nothing).
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  channel, crossEntropy, logit, margin, neuron, scale, sum, type Objective,
+  channel, diversity, crossEntropy, logit, margin, neuron, scale, sum, type Objective,
 } from '../src/compute/autodiff/objectives.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { float, type AttrInput } from '../src/compute/onnx/proto.ts';
@@ -57,6 +57,8 @@ interface Case {
   /** default: cross-entropy with LABELS */
   objective?: Objective;
   guards?: Guard[];
+  /** run-time objective inputs (direction weights, diversity pair weights) */
+  inputs?: Record<string, Float32Array | Float64Array>;
 }
 
 const N = 2;
@@ -85,8 +87,8 @@ const norm = (a: ArrayLike<number>) => Math.sqrt(Array.from(a).reduce((s, v) => 
 /** Σ over the batch of the objective, with the guard patterns at the same point. */
 interface Evaluation { f: number; pattern: string; problems: string[]; ties: boolean; sharedWinner: boolean }
 
-async function evaluate(model: DifferentiableModel, objective: Objective, guards: readonly Guard[], p: Pixels): Promise<Evaluation> {
-  const r = await model.gradient(p, objective, LABELS);
+async function evaluate(model: DifferentiableModel, objective: Objective, guards: readonly Guard[], p: Pixels, inputs?: Case['inputs']): Promise<Evaluation> {
+  const r = await model.gradient(p, objective, LABELS, inputs);
   const f = Array.from(r.objective).reduce((a, b) => a + b, 0);
   const layers = [...new Set(guards.flatMap((g) => (g.kind === 'maxpool' ? [g.input, g.output] : [g.layer])))];
   const acts: ProgramResult['activations'] = layers.length ? (await model.forward(p, layers)).activations : new Map();
@@ -170,12 +172,12 @@ async function checkGradient(c: Case): Promise<CheckResult> {
     for (let draw = 0; draw < MAX_DRAWS; draw++) {
       const rand = seeded(7 + 1000 * draw);
       const x = make(() => 0.1 + 0.8 * rand());
-      const base = await evaluate(model, objective, guards, x);
+      const base = await evaluate(model, objective, guards, x, c.inputs);
       // Coverage problems are a badly designed case, not bad luck: fail instead of redrawing.
       expect(base.problems, 'guard coverage').toEqual([]);
       if (base.ties) continue;
 
-      const r = await model.gradient(x, objective, LABELS);
+      const r = await model.gradient(x, objective, LABELS, c.inputs);
       const grad = r.grad;
       // The program that computes the gradient must compute the model's own forward (it is rewritten: pruned,
       // objective appended, channel scales folded), or its gradient would be right for the wrong function.
@@ -213,7 +215,7 @@ async function checkGradient(c: Case): Promise<CheckResult> {
           const { label, v } = slot(attempt);
           const plus = make((i) => x[i] + h * v(i));
           const minus = make((i) => x[i] - h * v(i));
-          const [fp, fm] = [await evaluate(model, objective, guards, plus), await evaluate(model, objective, guards, minus)];
+          const [fp, fm] = [await evaluate(model, objective, guards, plus, c.inputs), await evaluate(model, objective, guards, minus, c.inputs)];
           if (fp.ties || fm.ties || fp.pattern !== base.pattern || fm.pattern !== base.pattern) { replaced++; continue; }
           let dot = 0;
           let step = 0;
@@ -587,6 +589,19 @@ describe('objectives against central finite differences', () => {
   });
   it.each(OBJECTIVES)('%s (float64, MatMul body)', async (name, objective) => {
     await expectGradientMatches({ name, dtype: 'float64', dims: [3, 6, 6], build: mixBody, objective, guards: [{ kind: 'relu', layer: 'block.pre' }] });
+  });
+});
+
+// Lucent's diversity couples the images of a batch (N = 2 here, pair weight 1/N off the diagonal as Lucent), so its
+// gradient for one image depends on the other: the finite differences move both images at once.
+describe('diversity (Gram-matrix cosine) against central finite differences', () => {
+  const pairs = [0, 0.5, 0.5, 0];
+  it.each([
+    ['diversity of block.relu', diversity('block.relu', 'pairs', N)],
+    ['channel(block.relu, 1) + 100·diversity(block.relu)', sum(channel('block.relu', 1), scale(diversity('block.relu', 'pairs', N), 100))],
+  ] as [string, Objective][])('%s (float64, MatMul body; float32, Conv body)', async (name, objective) => {
+    await expectGradientMatches({ name, dtype: 'float64', dims: [3, 6, 6], build: mixBody, objective, guards: [{ kind: 'relu', layer: 'block.pre' }], inputs: { pairs: Float64Array.from(pairs) } });
+    await expectGradientMatches({ name, dtype: 'float32', dims: [3, 6, 6], build: convBody, objective, guards: [{ kind: 'relu', layer: 'block.conv' }], inputs: { pairs: Float32Array.from(pairs) } });
   });
 });
 

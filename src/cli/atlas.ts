@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../compute/runtime/session.ts';
 import { attack } from './commands/attack.ts';
 import { compute } from './commands/compute.ts';
-import { featurevis } from './commands/featurevis.ts';
+import { featurevis, type FeaturevisOptions } from './commands/featurevis.ts';
 import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
 import { parseInteger, parseNumber } from './parse.ts';
@@ -92,9 +92,11 @@ program.command('featurevis')
   .option('--seed <n>', 'seed of the initial image and of the transforms', '0')
   .addOption(new Option('--param <kind>', 'image parameterization').choices(['fft', 'pixel']).default('fft'))
   .option('--no-decorrelate', 'optimise RGB directly instead of decorrelated colour')
+  .option('--copies <n>', 'images per neuron (in the same batch)', '1')
+  .option('--diversity <w>', "weight of Lucent's diversity term between copies of a neuron (Lucent's notebooks: 100)", '0')
   .requiredOption('--out <dir>', 'output directory (replaced atomically)')
   .addOption(epOption())
-  .action(async (o: { model: string; neuron: string[]; size: string; steps: string; seed: string; param: 'fft' | 'pixel'; decorrelate: boolean; out: string; ep: ExecutionProvider }) => featurevis(o));
+  .action(async (o: FeaturevisOptions & { ep: ExecutionProvider }) => featurevis(o));
 
 program.command('analyse')
   .alias('analyze')

@@ -6,7 +6,7 @@ import { loadClassifier } from '../../compute/model/classifier.ts';
 import { findLayer } from '../../compute/onnx/layers.ts';
 import { progress } from '../../compute/progress.ts';
 import type { SessionOptions } from '../../compute/runtime/session.ts';
-import { parseInteger } from '../parse.ts';
+import { parseInteger, parseNumber } from '../parse.ts';
 
 export interface FeaturevisOptions extends SessionOptions {
   model: string;
@@ -16,6 +16,8 @@ export interface FeaturevisOptions extends SessionOptions {
   seed: string;
   param: 'fft' | 'pixel';
   decorrelate: boolean;
+  copies: string;
+  diversity: string;
   out: string;
 }
 
@@ -32,7 +34,9 @@ export function parseNeuron(text: string): NeuronTarget {
 
 /** Render the images that maximise the given neurons (one batch), with their objective curves. */
 export async function featurevis(opts: FeaturevisOptions): Promise<void> {
-  const targets = opts.neuron.map(parseNeuron);
+  const copies = parseInteger(opts.copies, '--copies', 1);
+  const weight = parseNumber(opts.diversity, '--diversity');
+  const targets = opts.neuron.map(parseNeuron).flatMap((t) => Array.from({ length: copies }, () => t));
   const size = parseInteger(opts.size, '--size', 8);
   const steps = parseInteger(opts.steps, '--steps', 1);
   const seed = parseInteger(opts.seed, '--seed');
@@ -41,17 +45,17 @@ export async function featurevis(opts: FeaturevisOptions): Promise<void> {
   const bar = progress(steps, 'featurevis');
   const t0 = performance.now();
   const result = await renderNeurons(classifier.model, targets, {
-    size, steps, seed, param: opts.param, decorrelate: opts.decorrelate,
+    size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, diversity: weight,
     onStep: (step, o) => bar.update(step, `objective ${Array.from(o, (v) => v.toFixed(2)).join(' ')}`),
   });
   bar.stop();
   const seconds = (performance.now() - t0) / 1000;
   const per = 3 * size * size;
   const files = new Map<string, Uint8Array>();
-  const names = targets.map((t) => `${t.layer}_${t.channel}${t.y === undefined ? '' : `_${t.y}_${t.x}`}`.replace(/[^\w.-]/g, '_'));
+  const names = targets.map((t, i) => `${t.layer}_${t.channel}${t.y === undefined ? '' : `_${t.y}_${t.x}`}${copies > 1 ? `_copy${i % copies}` : ''}`.replace(/[^\w.-]/g, '_'));
   for (let i = 0; i < targets.length; i++) files.set(`${names[i]}.png`, await toPng(result.images.subarray(i * per, (i + 1) * per), size, size));
   const summary = {
-    model: opts.model, size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, seconds,
+    model: opts.model, size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, copies, diversity: weight, seconds,
     neurons: targets.map((t, i) => ({ ...t, image: `${names[i]}.png`, objective: result.curve.at(-1)![i] })),
   };
   files.set('featurevis.json', new TextEncoder().encode(JSON.stringify(summary, null, 2) + '\n'));

@@ -1,6 +1,7 @@
 // What is differentiated, as algebra (after Lucent's objectives): each objective is a weighted list of terms, each
 // term a per-image value [N] read off one tensor. Terms add and scale; the differentiated scalar is the sum over the
-// batch of the weighted sum of terms, so every image's gradient is independent of the batch it runs in.
+// batch of the weighted sum of terms, so every image's gradient is independent of the batch it runs in — except
+// under `diversity`, whose whole point is to couple the images of a batch.
 // Each term emits its value and, analytically, the gradient of that value with respect to the tensor it reads; the
 // backward pass continues from there.
 import type { GraphBuilder } from '../onnx/builder.ts';
@@ -22,7 +23,13 @@ export type Term =
    */
   | { kind: 'direction'; weight: number; layer: string; input: string }
   /** Σ w[n,c,y,x]·a[n,c,y,x], with w [N,C,H,W] fed at run time: neurons at positions, one per image */
-  | { kind: 'map'; weight: number; layer: string; input: string };
+  | { kind: 'map'; weight: number; layer: string; input: string }
+  /**
+   * Lucent's diversity: minus the cosine similarity between the Gram matrices of a layer across the images of a
+   * batch. `input` is a run-time [B,B] pair weight (Lucent: 1/B off the diagonal, 0 on it), so one batch may hold
+   * several groups of images that only repel their own group.
+   */
+  | { kind: 'diversity'; weight: number; layer: string; input: string; batch: number };
 
 export type Objective = readonly Term[];
 
@@ -35,6 +42,7 @@ export const neuron = (layer: string, c: number, y: number, x: number): Objectiv
 export const direction = (layer: string, input: string): Objective => [{ kind: 'direction', weight: 1, layer, input }];
 /** A per-image weighting of a layer's whole map, fed at run time as `input` [N,C,H,W]. */
 export const map = (layer: string, input: string): Objective => [{ kind: 'map', weight: 1, layer, input }];
+export const diversity = (layer: string, input: string, batch: number): Objective => [{ kind: 'diversity', weight: 1, layer, input, batch }];
 export const scale = (o: Objective, w: number): Objective => o.map((t) => ({ ...t, weight: t.weight * w }));
 export const sum = (...os: Objective[]): Objective => os.flat();
 
@@ -127,6 +135,7 @@ function buildTerm(term: Term, env: ObjectiveEnv): { value: string; seed: string
     const value = b.op('ReduceSum', [b.op('Mul', [a, w]), b.int64Const('axes', dims.slice(1).map((_, k) => k + 1))], { keepdims: 0 });
     return { value, seed: w, tensor: a };
   }
+  if (term.kind === 'diversity') return buildDiversity(term, a, dims, env);
   checkIndex(term.channel, channels, `channel of layer '${term.layer}'`);
   const area = spatial.reduce((p, d) => p * d, 1);
   const chan = b.op('Gather', [a, b.int64Const('channel', [term.channel], [])], { axis: 1 }); // [N, ...spatial]
@@ -149,6 +158,30 @@ function buildTerm(term: Term, env: ObjectiveEnv): { value: string; seed: string
 }
 
 /**
+ * value_i = −Σ_j M_ij ⟨Ĝ_i, Ĝ_j⟩ with G_i = A_i·A_iᵀ (A_i the [C,P] activations of image i) and Ĝ = G/‖G‖_F.
+ * Its gradient, written out because the objective seeds are analytic (M symmetric):
+ *   H_i = dV/dĜ_i = −2 Σ_j M_ij Ĝ_j,  K_i = dV/dG_i = (H_i − ⟨H_i, Ĝ_i⟩ Ĝ_i) / ‖G_i‖,  dV/dA_i = 2 K_i A_i.
+ */
+function buildDiversity(term: Extract<Term, { kind: 'diversity' }>, a: string, dims: number[], env: ObjectiveEnv): { value: string; seed: string; tensor: string } {
+  const { b } = env;
+  const [, channels, ...spatial] = dims;
+  if (spatial.length === 0) throw new Error(`diversity needs a layer with spatial axes; '${term.layer}' has shape [${dims}]`);
+  const m = env.input(term.input, [term.batch]); // [B,B]
+  const flat = b.op('Reshape', [a, b.int64Const('ncp', [0, channels, -1])]); // [B,C,P]
+  const gram = b.op('MatMul', [flat, b.op('Transpose', [flat], { perm: [0, 2, 1] })]); // [B,C,C]
+  const norm = b.op('Sqrt', [reduce(env, 'ReduceSum', b.op('Mul', [gram, gram]), [1, 2], 1)]); // [B,1,1]
+  const unit = b.op('Div', [gram, norm]);
+  const rows = b.op('Reshape', [unit, b.int64Const('rows', [0, channels * channels])]); // [B,C²]
+  const cosine = b.op('MatMul', [rows, b.op('Transpose', [rows], { perm: [1, 0] })]); // [B,B]
+  const value = b.op('Neg', [reduce(env, 'ReduceSum', b.op('Mul', [cosine, m]), [1])]);
+  const h = b.op('Reshape', [b.op('Mul', [b.op('MatMul', [m, rows]), b.scalar(-2)]), b.int64Const('ncc', [0, channels, channels])]);
+  const along = reduce(env, 'ReduceSum', b.op('Mul', [h, unit]), [1, 2], 1);
+  const k = b.op('Div', [b.op('Sub', [h, b.op('Mul', [along, unit])]), norm]);
+  const seed = b.op('Reshape', [b.op('Mul', [b.op('MatMul', [k, flat]), b.scalar(2)]), b.op('Shape', [a])]);
+  return { value, seed, tensor: a };
+}
+
+/**
  * [N] class indices → [N,K] one-hot in the model's float type. Built from Equal+Cast rather than OneHot because
  * onnxruntime has no double-valued OneHot kernel.
  */
@@ -158,11 +191,12 @@ export function oneHot(b: GraphBuilder, indices: string, depth: number): string 
 }
 
 /** Reductions took `axes` as an attribute before opset 18 and as an input from 18 on. */
-function reduce(env: ObjectiveEnv, op: string, x: string, axes: number[]): string {
+function reduce(env: ObjectiveEnv, op: string, x: string, axes: number[], keepdims = 0): string {
   const { b } = env;
-  return env.opset >= 18
-    ? b.op(op, [x, b.int64Const('axes', axes)], { keepdims: 0 })
-    : b.op(op, [x], { axes, keepdims: 0 });
+  // ReduceSum moved its axes to an input at opset 13, the other reductions at 18.
+  return env.opset >= (op === 'ReduceSum' ? 13 : 18)
+    ? b.op(op, [x, b.int64Const('axes', axes)], { keepdims })
+    : b.op(op, [x], { axes, keepdims });
 }
 
 function checkIndex(i: number, size: number, what: string): void {

@@ -2,7 +2,7 @@
 // objective, then the gradient back through the network (ONNX graph), the transforms and the parameterization
 // (their exact adjoints), and an Adam step. Every default is Lucent's and every random draw is seeded.
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
-import { direction, map, sum, type Objective } from '../autodiff/objectives.ts';
+import { direction, diversity, map, scale, sum, type Objective } from '../autodiff/objectives.ts';
 import { findLayer } from '../onnx/layers.ts';
 import { createRng } from '../random.ts';
 import { Adam } from './adam.ts';
@@ -29,6 +29,11 @@ export interface RenderOptions {
   param?: 'fft' | 'pixel';
   decorrelate?: boolean;
   transforms?: Transform[];
+  /**
+   * Weight of Lucent's diversity term among images of the same target (Lucent's `obj - 1e2 * diversity(layer)` is
+   * 100 here): repeat a target in the list to get several different images of it.
+   */
+  diversity?: number;
   onStep?: (step: number, objective: Float64Array) => void;
 }
 
@@ -55,7 +60,7 @@ export async function renderNeurons(model: DifferentiableModel, targets: readonl
       : pixelImage({ batch, channels: 3, h: size, w: size, rng: rng.fork('param') }),
     opts.decorrelate ?? true,
   );
-  const { objective, inputs } = targetObjective(model, targets);
+  const { objective, inputs } = targetObjective(model, targets, opts.diversity ?? 0);
   const transforms = opts.transforms ?? standardTransforms();
   const draws = rng.fork('transforms');
   const adam = new Adam(param.params.length, opts.lr ?? 0.05);
@@ -83,7 +88,7 @@ export async function renderNeurons(model: DifferentiableModel, targets: readonl
 }
 
 /** One objective for the whole batch: image i maximises its own target, fed as run-time weights per layer. */
-function targetObjective(model: DifferentiableModel, targets: readonly NeuronTarget[]): { objective: Objective; inputs: Record<string, Float32Array> } {
+function targetObjective(model: DifferentiableModel, targets: readonly NeuronTarget[], diversityWeight: number): { objective: Objective; inputs: Record<string, Float32Array> } {
   const batch = targets.length;
   const layers = [...new Set(targets.map((t) => t.layer))];
   const parts: Objective[] = [];
@@ -109,6 +114,20 @@ function targetObjective(model: DifferentiableModel, targets: readonly NeuronTar
     });
     inputs[name] = weights;
     parts.push(spatial ? map(layerName, name) : direction(layerName, name));
+    if (diversityWeight !== 0 && h * w > 1) {
+      // Each image repels the other images of its own target (Lucent: weight 1/B off the diagonal for a batch of B).
+      const key = (t: NeuronTarget) => `${t.layer}:${t.channel}:${t.y}:${t.x}`;
+      const pairs = new Float32Array(batch * batch);
+      targets.forEach((ti, i) => {
+        if (ti.layer !== layerName) return;
+        const group = targets.filter((t) => key(t) === key(ti)).length;
+        targets.forEach((tj, j) => { if (i !== j && key(tj) === key(ti)) pairs[i * batch + j] = 1 / group; });
+      });
+      if (pairs.some((v) => v !== 0)) {
+        inputs[`featurevis/pairs/${li}`] = pairs;
+        parts.push(scale(diversity(layerName, `featurevis/pairs/${li}`, batch), diversityWeight));
+      }
+    }
   });
   return { objective: sum(...parts), inputs };
 }

@@ -8,11 +8,12 @@ import { CacheStore, type CacheEntry } from '../cache/store.ts';
 import { loadClassifier, type Classifier } from '../model/classifier.ts';
 import { loadModelCard } from '../model/model-card.ts';
 import type { SessionOptions } from '../runtime/session.ts';
-import { ensureModel, loadImageSet } from './data.ts';
+import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
 import { loadSpec, resolveDataDir, type ExperimentSpec } from './spec.ts';
 import type { Step } from './step.ts';
 import { analysisSteps } from './steps/analysis.ts';
 import { attackSteps } from './steps/attack.ts';
+import { featurevisSteps } from './steps/featurevis.ts';
 
 export interface PipelineOptions {
   specPath: string;
@@ -73,19 +74,29 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const card = await loadModelCard(modelFile);
   const cardText = await readFile(card.cardPath, 'utf8');
   let classifier: Promise<Classifier> | undefined;
+  const folders = new Map<string, Promise<LabelledImage[]>>();
   const env = {
     spec,
     classifier: () => (classifier ??= loadClassifier(modelFile, opts.session)),
     model: { sha256: await hashFile(modelFile), card: sha256(cardText + JSON.stringify(card.classList)) },
     classes: card.classList,
     images: Object.keys(spec.attacks).length > 0 ? await loadImageSet(spec.images.folder, spec.images.labels, dataDir) : [],
+    imagesOf: (folder: string) => {
+      let set = folders.get(folder);
+      if (!set) folders.set(folder, (set = loadImageSet(folder, spec.images.labels, dataDir)));
+      return set;
+    },
     code: await computeCodeVersion(),
   };
   const steps: Step[] = await attackSteps(env);
   const keys = new Map(steps.map((s) => [s.id, hashJson(s.inputs)]));
-  let reference = spec.layers.length > 0 ? await loadImageSet(spec.analysis.reference ?? spec.images.folder, spec.images.labels, dataDir) : [];
+  let reference = spec.layers.length > 0 || spec.featurevis ? await loadImageSet(spec.analysis.reference ?? spec.images.folder, spec.images.labels, dataDir) : [];
   if (spec.analysis.max_reference_images) reference = reference.slice(0, spec.analysis.max_reference_images);
   for (const step of await analysisSteps({ ...env, reference, dataDir, keyOf: (id) => keys.get(id)! })) {
+    steps.push(step);
+    keys.set(step.id, hashJson(step.inputs));
+  }
+  for (const step of await featurevisSteps({ ...env, reference })) {
     steps.push(step);
     keys.set(step.id, hashJson(step.inputs));
   }

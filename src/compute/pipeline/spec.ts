@@ -19,8 +19,12 @@ const fraction = z.union([z.number(), z.string()]).transform((v, ctx) => {
 const className = z.union([z.string(), z.number().int().nonnegative()]);
 
 const AttackSpec = z.strictObject({
-  /** the classes whose images are attacked (index, WordNet id or name) */
+  /** the classes whose images are attacked (index, WordNet id or name), or '*' for any image of the folder */
   from: z.union([className, z.array(className).nonempty()]),
+  /** the image folder (default: images.folder); e.g. the CC BY photos an article may show */
+  folder: z.string().optional(),
+  /** also run the attack at each of these budgets (for success-vs-ε figures); steps `<id>_eps<k>` */
+  eps_sweep: z.array(fraction).optional(),
   /** target class for a targeted attack; untargeted when absent */
   target: className.optional(),
   norm: z.enum(['linf', 'l2']).default('linf'),
@@ -49,6 +53,11 @@ export const ExperimentSpec = z.strictObject({
     folder: z.string(),
     labels: z.string().default('labels.json'),
   }),
+  /**
+   * A private article may show any photograph; a public one (the default) shows only photos whose labels.json entry
+   * carries a licence (and credits their author), and reports the others as numbers only.
+   */
+  private: z.boolean().default(false),
   attacks: z.record(z.string().regex(/^[a-z0-9_]+$/, 'attack ids use lowercase letters, digits and _'), AttackSpec).default({}),
   /** layers whose neurons are analysed */
   layers: z.array(z.string()).default([]),
@@ -66,6 +75,15 @@ export const ExperimentSpec = z.strictObject({
     groups: z.record(z.string(), z.string().regex(/^n\d{8}$/)).default({}),
     batch: z.number().int().positive().default(16),
   }).prefault({}),
+  /** Lucent-style feature visualizations (defaults are Lucent's) */
+  featurevis: z.strictObject({
+    /** `<layer>:<channel>` each; rendered together, `batch` at a time */
+    neurons: z.array(z.string().regex(/^.+:\d+$/, 'write a neuron as <layer>:<channel>')).nonempty(),
+    size: z.number().int().min(8).default(128),
+    steps: z.number().int().positive().default(512),
+    batch: z.number().int().positive().default(8),
+    param: z.enum(['fft', 'pixel']).default('fft'),
+  }).optional(),
 });
 
 export type ExperimentSpec = z.infer<typeof ExperimentSpec>;

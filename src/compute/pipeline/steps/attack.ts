@@ -21,12 +21,19 @@ export interface StepEnv {
   model: { sha256: string; card: string };
   classes: readonly ImageNetClass[];
   images: readonly LabelledImage[];
+  /** the images of another folder of the data directory (loaded once) */
+  imagesOf: (folder: string) => Promise<readonly LabelledImage[]>;
   code: string;
 }
 
 export async function attackSteps(env: StepEnv): Promise<Step[]> {
   const steps: Step[] = [];
-  for (const [id, attack] of Object.entries(env.spec.attacks)) {
+  // A sweep keeps the attack's step size relative to its budget, so every ε gets the same number of effective steps.
+  const expanded = Object.entries(env.spec.attacks).flatMap(([id, attack]) => [
+    [id, attack] as const,
+    ...(attack.eps_sweep ?? []).map((eps, k) => [`${id}_eps${k}`, { ...attack, eps, alpha: attack.alpha * (eps / attack.eps) }] as const),
+  ]);
+  for (const [id, attack] of expanded) {
     const where = `attack '${id}'`;
     const resolve = (c: string | number) => {
       try {
@@ -35,11 +42,14 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
         throw new Error(`${where}: ${(err as Error).message}`);
       }
     };
-    const sources = (Array.isArray(attack.from) ? attack.from : [attack.from]).map(resolve);
+    const any = attack.from === '*';
+    const sources = any ? [] : (Array.isArray(attack.from) ? attack.from : [attack.from]).map(resolve);
     const target = attack.target === undefined ? undefined : resolve(attack.target);
-    const chosen = env.images.filter((im) => sources.includes(im.label)).slice(0, attack.max_images);
+    const folder = attack.folder ?? env.spec.images.folder;
+    const pool = attack.folder ? await env.imagesOf(attack.folder) : env.images;
+    const chosen = pool.filter((im) => (any ? im.label !== target : sources.includes(im.label))).slice(0, attack.max_images);
     if (chosen.length === 0) {
-      throw new Error(`${where}: no images of ${sources.map((s) => `${env.classes[s].name} (${s})`).join(', ')} in ${env.spec.images.folder}`);
+      throw new Error(`${where}: no images of ${sources.map((s) => `${env.classes[s].name} (${s})`).join(', ')} in ${folder}`);
     }
     // Each step draws from its own stream of the spec's seed, so adding an attack never changes another's result.
     const seed = createRng(env.spec.seed).fork(`attack:${id}`).uniformInt(0, 2 ** 31 - 1);

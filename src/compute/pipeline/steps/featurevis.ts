@@ -1,0 +1,113 @@
+// The `featurevis` step: Lucent-style images that maximise the spec's neurons, rendered `batch` neurons at a time,
+// with the two numbers that say whether they worked — each image's activation against the largest any reference
+// photo reaches (feature visualization should beat every natural image) and its high-frequency energy against the
+// photos' (structure, not checkerboard noise).
+import { recordActivations } from '../../analysis/record.ts';
+import { hashFile } from '../../cache/hash.ts';
+import { stableJson } from '../../cache/stable-json.ts';
+import { renderNeurons, type NeuronTarget } from '../../featurevis/render.ts';
+import { highFrequencyFraction } from '../../featurevis/spectrum.ts';
+import { applySamplings, resize } from '../../featurevis/transform.ts';
+import { loadImage, toPng } from '../../io/image.ts';
+import { roundSignificant as round } from '../../numbers.ts';
+import { findLayer } from '../../onnx/layers.ts';
+import { createRng } from '../../random.ts';
+import type { LabelledImage } from '../data.ts';
+import type { Step } from '../step.ts';
+import type { StepEnv } from './attack.ts';
+
+export const FEATUREVIS = 'featurevis';
+
+/** `layer:channel`, the layer name possibly holding colons itself. */
+export function parseNeuronId(text: string): NeuronTarget {
+  const at = text.lastIndexOf(':');
+  return { layer: text.slice(0, at), channel: Number(text.slice(at + 1)) };
+}
+
+const fileOf = (t: NeuronTarget) => `${t.layer}_${t.channel}`.replace(/[^\w.-]/g, '_');
+
+export async function featurevisSteps(env: StepEnv & { reference: readonly LabelledImage[] }): Promise<Step[]> {
+  const fv = env.spec.featurevis;
+  if (!fv) return [];
+  const targets = fv.neurons.map(parseNeuronId);
+  const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
+  return [{
+    id: FEATUREVIS,
+    kind: 'featurevis',
+    inputs: { code: env.code, model: env.model, seed: env.spec.seed, ...fv, images: reference },
+    async compute(ctx) {
+      const classifier = await env.classifier();
+      for (const t of targets) {
+        const layer = findLayer(classifier.model.layers, t.layer);
+        if (!(t.channel < (layer.dims[1] ?? 0))) throw new Error(`featurevis: channel ${t.channel} of '${t.layer}' is out of range (it has ${layer.dims[1]})`);
+      }
+      const layers = [...new Set(targets.map((t) => t.layer))];
+      const [, inH, inW] = classifier.inputDims;
+      const total = targets.length * fv.steps;
+      const files = new Map<string, Uint8Array>();
+      const curves: number[][] = targets.map(() => []);
+      const rendered: Float32Array[] = [];
+      const seconds: number[] = [];
+      for (let start = 0; start < targets.length; start += fv.batch) {
+        const chunk = targets.slice(start, start + fv.batch);
+        const t0 = performance.now();
+        // Each batch's seed derives from the spec's seed and its first neuron, so adding a neuron never changes another batch.
+        const seed = createRng(env.spec.seed).fork(`featurevis/${chunk.map(fileOf).join(',')}`).uniformInt(0, 2 ** 31 - 1);
+        const r = await renderNeurons(classifier.model, chunk, {
+          size: fv.size, steps: fv.steps, seed, param: fv.param,
+          onStep: (step) => ctx.progress(start * fv.steps + step * chunk.length, total, `${start + chunk.length}/${targets.length} neurons`),
+        });
+        seconds.push((performance.now() - t0) / 1000 / chunk.length);
+        const per = 3 * fv.size * fv.size;
+        chunk.forEach((_, i) => {
+          rendered.push(r.images.slice(i * per, (i + 1) * per));
+          curves[start + i] = r.curve.map((row) => round(row[i], 5));
+        });
+      }
+      // The images as the model sees them (upsampled as during rendering, no random transforms).
+      const up = resize(fv.size, fv.size, inH, inW);
+      const measured = await recordActivations(classifier, rendered.length, async (i) => applySamplings(rendered[i], 3, [up]).out, layers, fv.batch);
+      ctx.progress(total, total, 'measuring the reference photos');
+      const photos = await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), layers, 16);
+      const photoHf: number[] = [];
+      for (const im of env.reference) photoHf.push(highFrequencyFraction(await loadImage(im.path, { resize: fv.size, crop: fv.size }), fv.size, fv.size));
+      const photoHfMedian = median(photoHf);
+      const neurons = [];
+      for (const [i, t] of targets.entries()) {
+        const m = measured.get(t.layer)!;
+        const p = photos.get(t.layer)!;
+        let best = -Infinity;
+        let bestImage = -1;
+        for (let k = 0; k < p.images; k++) if (p.mean[k * p.channels + t.channel] > best) [best, bestImage] = [p.mean[k * p.channels + t.channel], k];
+        const activation = m.mean[i * m.channels + t.channel];
+        const hf = highFrequencyFraction(rendered[i], fv.size, fv.size);
+        const image = `${fileOf(t)}.png`;
+        files.set(image, await toPng(rendered[i], fv.size, fv.size));
+        neurons.push({
+          layer: t.layer, channel: t.channel, image,
+          objective: curves[i].at(-1),
+          activation: round(activation, 5),
+          photo_max: round(best, 5),
+          photo_max_image: env.reference[bestImage]?.name ?? null,
+          ratio: round(activation / best, 4),
+          high_frequency: round(hf, 5),
+          high_frequency_ratio: round(hf / photoHfMedian, 4),
+        });
+      }
+      files.set('curves.json', new TextEncoder().encode(stableJson(Object.fromEntries(targets.map((t, i) => [`${t.layer}:${t.channel}`, curves[i]])))));
+      files.set('featurevis.json', new TextEncoder().encode(stableJson({
+        size: fv.size, steps: fv.steps, batch: fv.batch, param: fv.param,
+        photos: { n: env.reference.length, high_frequency_median: round(photoHfMedian, 5) },
+        neurons,
+        // Wall time is not an output (it would break byte-identical caches); the step's log reports it.
+      })));
+      ctx.progress(total, total, `${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} s/neuron`);
+      return files;
+    },
+  }];
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
