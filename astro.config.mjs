@@ -9,6 +9,8 @@ import remarkMath from 'remark-math';
 export default defineConfig({
   // Works from any static host; set `base` (or ATLAS_BASE) when the article is served under a sub-path.
   base: process.env.ATLAS_BASE ?? '/',
+  // Tests build into a temporary folder (ATLAS_OUT) so they never touch a user's dist/.
+  outDir: process.env.ATLAS_OUT ?? './dist',
   integrations: [mdx()],
   markdown: {
     processor: unified({ remarkPlugins: [remarkMath], rehypePlugins: [rehypeKatex] }),

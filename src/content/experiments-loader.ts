@@ -30,7 +30,7 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
         store.clear();
         const published = new Set<string>();
         for (const step of result.steps) {
-          store.set({ id: step.id, data: await entryData(step, result.spec.id, result.spec.model.file, assetDir, published), digest: step.key });
+          store.set({ id: step.id, data: { ...(await entryData(step, result.spec.id, result.spec.model.file, assetDir, published)), private: result.spec.private }, digest: `${step.key}:${result.spec.private}` });
         }
         // Images of earlier specs would otherwise ship with every later build.
         for (const f of await readdir(assetDir)) if (!published.has(f)) await rm(path.join(assetDir, f), { force: true });

@@ -146,6 +146,7 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
       const fields = receptiveFields(classifier.model.prepared);
       const layers: Record<string, unknown> = {};
       const histograms: Record<string, unknown> = {};
+      const topImages: Record<string, unknown> = {};
       const files = new Map<string, Uint8Array>();
       for (const [li, layer] of spec.layers.entries()) {
         ctx.progress(li, spec.layers.length, layer);
@@ -158,13 +159,29 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
         });
         layers[layer] = { ...poly, patches, ranking: poly.ranking.map((r) => ({ ...r, strong: r.strong.map((s) => ({ ...s, file: env.reference[s.image].name })) })) };
         histograms[layer] = neuronHistograms(ref.values, ref.channels);
+        topImages[layer] = topImagesPerChannel(ref.values, ref.channels, TOP_IMAGES).map((rows) => rows.map(({ image, value }) => ({
+          image: env.reference[image].name, class: env.reference[image].label, name: env.classes[env.reference[image].label].name, activation: value,
+        })));
       }
       files.set('polysemantic.json', new TextEncoder().encode(stableJson({ n: env.reference.length, layers })));
       files.set('histograms.json', new TextEncoder().encode(stableJson(histograms)));
+      files.set('top_images.json', new TextEncoder().encode(stableJson(topImages)));
       return files;
     },
   });
   return steps;
+}
+
+/** Reference images per channel whose classes a neuron card lists ("fires for"). */
+const TOP_IMAGES = 5;
+
+/** Per channel, the `k` reference images with the largest spatial-mean activation, largest first. */
+function topImagesPerChannel(values: Float32Array /* [N,C] */, channels: number, k: number): { image: number; value: number }[][] {
+  const n = values.length / channels;
+  return Array.from({ length: channels }, (_, c) => {
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[b * channels + c] - values[a * channels + c] || a - b);
+    return order.slice(0, k).map((i) => ({ image: i, value: values[i * channels + c] }));
+  });
 }
 
 /** Neurons per layer and attack that get heatmaps (the most fragile), and per layer that get top patches. */

@@ -1,0 +1,80 @@
+// Everything a neuron card shows, gathered from the computed steps: its feature visualization (featurevis step),
+// the classes and patches it fires for and its dataset histogram (polysemantic step), and how each attack moved it
+// (neurons_<attack> steps). The static cards and the explorer's per-neuron JSON both come from here.
+import { getCollection } from 'astro:content';
+
+export interface NeuronCard {
+  layer: string;
+  channel: number;
+  featurevis: { image: string; ratio: number } | null;
+  /** dataset-wide histogram of the spatial-mean activation */
+  histogram: { edges: number[]; counts: number[]; n: number };
+  /** the reference photos it fires most for */
+  top: { name: string; activation: number }[];
+  polysemantic: { score: number; groups: string[] } | null;
+  patches: { image: string; name: string }[];
+  attacks: { id: string; what: string; n: number; clean: number; adversarial: number; target: number | null; score: number }[];
+}
+
+interface Entry { id: string; data: Record<string, any> }
+
+export interface CardSource {
+  layers: string[];
+  channels: Record<string, number>;
+  card(layer: string, channel: number): NeuronCard;
+}
+
+let source: Promise<CardSource> | undefined;
+
+/** Read the steps once per build. */
+export function cardSource(): Promise<CardSource> {
+  return (source ??= load());
+}
+
+async function load(): Promise<CardSource> {
+  const entries = (await getCollection('experiments')) as unknown as Entry[];
+  const byId = new Map(entries.map((e) => [e.id, e.data]));
+  const poly = byId.get('polysemantic');
+  if (!poly) throw new Error('neuron cards need the polysemantic step: the spec must list layers');
+  const fv = byId.get('featurevis')?.featurevis?.neurons ?? [];
+  const attacks = entries.filter((e) => e.data.kind === 'neurons').map((e) => {
+    const attackId = e.id.replace(/^neurons_/, '');
+    const summary = byId.get(attackId)?.summary;
+    const sources = summary?.sources?.length ? summary.sources.join(', ') : 'any class';
+    const what = summary ? (summary.target ? `${sources} → ${summary.target}` : `${sources}, untargeted`) : attackId;
+    return { id: attackId, what, data: e.data.neurons };
+  });
+  const layers = Object.keys(poly.histograms);
+  const channels = Object.fromEntries(layers.map((l) => [l, poly.histograms[l].length]));
+  return {
+    layers,
+    channels,
+    card(layer, channel) {
+      if (!layers.includes(layer)) throw new Error(`no neuron analysis for layer '${layer}' (analysed: ${layers.join(', ')})`);
+      const hist = poly.histograms[layer][channel];
+      if (!hist) throw new Error(`layer '${layer}' has no channel ${channel}`);
+      const rank = poly.polysemantic.layers[layer].ranking.find((r: any) => r.channel === channel);
+      const patches = poly.polysemantic.layers[layer].patches.find((p: any) => p.channel === channel)?.patches ?? [];
+      const image = fv.find((n: any) => n.layer === layer && n.channel === channel);
+      return {
+        layer,
+        channel,
+        featurevis: image ? { image: image.image, ratio: image.ratio } : null,
+        histogram: { edges: hist.edges, counts: hist.counts, n: poly.polysemantic.n },
+        top: (poly.top_images?.[layer]?.[channel] ?? []).map((t: any) => ({ name: t.name, activation: t.activation })),
+        polysemantic: rank ? { score: rank.score, groups: Object.keys(rank.groups) } : null,
+        patches: patches.map((p: any) => ({ image: p.file, name: p.name })),
+        attacks: attacks.map(({ id, what, data }) => {
+          const l = data.layers[layer];
+          return {
+            id, what, n: data.n,
+            clean: l.stats.source_clean.mean[channel],
+            adversarial: l.stats.source_adversarial.mean[channel],
+            target: l.stats.target_clean ? l.stats.target_clean.mean[channel] : null,
+            score: l.fragility.scores[channel],
+          };
+        }),
+      };
+    },
+  };
+}

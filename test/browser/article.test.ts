@@ -1,0 +1,322 @@
+// The built article in a real browser (the system's headless Chromium, see test/helpers/chromium.ts). The site is
+// built as a sub-path deployment (ATLAS_BASE=/atlas/, into a temporary ATLAS_OUT) and served from a local static
+// server that answers 404 outside /atlas/, so any link that ignores the base shows up as a failed request. Each test
+// opens the page in a fresh browser context (empty cache, light colour scheme, 1280×800 unless it says otherwise).
+//
+//   npx vitest run test/browser                   builds the site (the compute pipeline is cached in .cache/atlas)
+//   ATLAS_BROWSER_DIST=/tmp/x/dist npx vitest run test/browser
+//                                                 tests an existing build instead; it must have been built with
+//                                                 ATLAS_BASE=/atlas/ (or say ATLAS_BROWSER_BASE=<its base>)
+//
+// Screenshots go to test-results/first-screen.png (1280×800) and test-results/phone.png (390×844).
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, BrowserContext, BrowserContextOptions, Locator, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { kindOf, launchChromium, loadFully, recordPage, type PageRecord } from '../helpers/chromium.ts';
+import { serveStatic, type StaticServer } from '../helpers/static-server.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..', '..');
+const ASTRO = path.join(REPO, 'node_modules', 'astro', 'bin', 'astro.mjs');
+const RESULTS = path.join(REPO, 'test-results');
+const BASE = process.env.ATLAS_BROWSER_BASE ?? '/atlas/';
+const JS_BUDGET_GZIP = 300 * 1024; // bytes of JavaScript, gzip-compressed, on first load
+const CLS_BUDGET = 0.05;
+
+/** `npx astro build` with the sub-path base and a temporary output directory, its output streamed to stderr. */
+function buildSite(outDir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stderr.write(`browser test: ATLAS_BASE=${BASE} ATLAS_OUT=${outDir} astro build\n`);
+    const child = spawn(process.execPath, [ASTRO, 'build'], {
+      cwd: REPO,
+      env: { ...process.env, ATLAS_BASE: BASE, ATLAS_OUT: outDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let tail = '';
+    const forward = (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      tail = (tail + chunk.toString()).slice(-4000);
+    };
+    child.stdout.on('data', forward);
+    child.stderr.on('data', forward);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve();
+      else reject(new Error(`astro build failed (${signal ?? `exit ${code}`}):\n${tail}`));
+    });
+  });
+}
+
+let tmp: string | undefined;
+let server: StaticServer;
+let browser: Browser;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  let dist = process.env.ATLAS_BROWSER_DIST;
+  if (!dist) {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'atlas-browser-'));
+    dist = path.join(tmp, 'dist');
+    await buildSite(dist);
+  }
+  if (!existsSync(path.join(dist, 'index.html'))) {
+    throw new Error(`${dist}/index.html is missing after the build: does astro.config.mjs write to ATLAS_OUT?`);
+  }
+  server = await serveStatic(dist, BASE);
+  browser = await launchChromium();
+}, 20 * 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+afterEach(async () => {
+  for (const c of contexts.splice(0)) await c.close();
+});
+
+interface Opened {
+  page: Page;
+  rec: PageRecord;
+  /** Index into server.served where this page's requests begin. */
+  servedFrom: number;
+}
+
+async function openArticle(options: BrowserContextOptions = {}, init?: () => void): Promise<Opened> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light', ...options });
+  contexts.push(context);
+  const page = await context.newPage();
+  if (init) await page.addInitScript(init);
+  const rec = await recordPage(page, server.origin);
+  const servedFrom = server.served.length;
+  await loadFully(page, server.url);
+  return { page, rec, servedFrom };
+}
+
+/** Scrolls to the bottom a screen at a time (lazy images and scripts load), then back to the top. */
+async function scrollThrough(page: Page): Promise<void> {
+  await page.evaluate(async () => {
+    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    for (let y = 0; y < document.documentElement.scrollHeight; y += Math.round(innerHeight * 0.75)) {
+      scrollTo(0, y);
+      await frame();
+      await new Promise((r) => setTimeout(r, 80));
+    }
+    scrollTo(0, document.documentElement.scrollHeight);
+    await frame();
+  });
+  await page.waitForLoadState('networkidle');
+  await page.evaluate(() => scrollTo(0, 0));
+}
+
+/** The locator's first visible match is on screen and opaque (fade-ins get a moment). */
+async function expectShown(page: Page, locator: Locator, what: string): Promise<void> {
+  const shown = locator.filter({ visible: true }).first();
+  await shown.waitFor({ state: 'visible', timeout: 5_000 }).catch(() => {
+    throw new Error(`${what} did not become visible (${locator})`);
+  });
+  await expect.poll(() => shown.evaluate((el) => {
+    let opacity = 1;
+    for (let e: Element | null = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+    const r = el.getBoundingClientRect();
+    const onScreen = r.right > 0 && r.bottom > 0 && r.left < innerWidth && r.top < innerHeight;
+    return onScreen && opacity >= 0.9 ? 'shown' : `opacity ${opacity.toFixed(2)}, box ${[r.left, r.top, r.width, r.height].map(Math.round)}`;
+  }), { message: `${what} is on screen and opaque`, timeout: 3_000 }).toBe('shown');
+}
+
+describe('the built article in Chromium', () => {
+  it('loads under the sub-path with no console error, failed request or request to another origin', async () => {
+    const { page, rec } = await openArticle();
+    expect(page.url()).toBe(server.url);
+    await scrollThrough(page);
+    await rec.settle();
+    expect(rec.consoleErrors, 'console errors').toEqual([]);
+    expect(rec.failedRequests, 'failed requests').toEqual([]);
+    expect(rec.otherOriginRequests, 'requests to another origin').toEqual([]);
+    // Sanity: the recorder saw the page's own requests, all under the base.
+    expect(rec.requests.length).toBeGreaterThan(1);
+    expect(rec.requests.filter((u) => !u.startsWith(server.url)), 'requests outside the base').toEqual([]);
+  });
+
+  it('renders every figure (an SVG plot or a loaded image), and there is at least one', async () => {
+    const { page } = await openArticle();
+    const figures = await page.evaluate(async () => {
+      const out: { id: string | undefined; svg: boolean; img: boolean; imgs: number }[] = [];
+      for (const f of document.querySelectorAll<HTMLElement>('figure.atlas-figure')) {
+        f.scrollIntoView({ block: 'center' });
+        const imgs = [...f.querySelectorAll('img')];
+        const loaded = Promise.all(imgs.map((img) => (img.complete ? undefined : new Promise((r) => {
+          img.addEventListener('load', r, { once: true });
+          img.addEventListener('error', r, { once: true });
+        }))));
+        await Promise.race([loaded, new Promise((r) => setTimeout(r, 10_000))]);
+        const svg = [...f.querySelectorAll('svg')].some((s) => {
+          const r = s.getBoundingClientRect();
+          return r.width > 0 && r.height > 0 && s.childElementCount > 0;
+        });
+        const img = imgs.some((i) => i.complete && i.naturalWidth > 0);
+        out.push({ id: f.dataset.figure, svg, img, imgs: imgs.length });
+      }
+      return out;
+    });
+    expect(figures.length, 'figure.atlas-figure elements').toBeGreaterThan(0);
+    expect(figures.filter((f) => !f.id), 'figures without a data-figure id').toEqual([]);
+    const ids = figures.map((f) => f.id);
+    expect(ids.filter((id, k) => ids.indexOf(id) !== k), 'duplicate data-figure ids').toEqual([]);
+    expect(figures.filter((f) => !f.svg && !f.img), 'figures with neither a drawn SVG nor a loaded image').toEqual([]);
+  });
+
+  it('shows a fragile neuron\'s card on hover, and the next one\'s when the pointer moves on', async () => {
+    const { page, rec } = await openArticle();
+    const neurons = page.locator('.fragile-ranking [data-neuron]');
+    const n = await neurons.count();
+    expect(n, '.fragile-ranking [data-neuron] elements').toBeGreaterThan(0);
+    for (const k of n > 1 ? [0, 1] : [0]) {
+      const el = neurons.nth(k);
+      const id = await el.getAttribute('data-neuron');
+      expect(id, 'data-neuron is "<layer>:<channel>"').toMatch(/^[^:\s]+:\d+$/);
+      await el.scrollIntoViewIfNeeded();
+      await el.hover();
+      await expectShown(page, page.locator(`.neuron-card[data-card-neuron="${id}"]`), `the card of ${id} after hovering it`);
+    }
+    expect(rec.consoleErrors, 'console errors').toEqual([]);
+  });
+
+  it('shows a fragile neuron\'s card when it gets keyboard focus', async () => {
+    const { page, rec } = await openArticle();
+    const first = page.locator('.fragile-ranking [data-neuron]').first();
+    await first.waitFor({ state: 'attached', timeout: 2_000 });
+    const id = await first.getAttribute('data-neuron');
+    // The neuron's element itself or the first focusable thing inside it (a button, a link).
+    const focused = await first.evaluate((el) => {
+      const focusable = 'a[href], button, input, select, textarea, [tabindex]:not([tabindex="-1"])';
+      const target = (el.matches(focusable) ? el : el.querySelector(focusable)) as HTMLElement | null;
+      target?.focus();
+      return !!target && document.activeElement === target;
+    });
+    expect(focused, `the neuron ${id} (or a control inside it) can take keyboard focus`).toBe(true);
+    await expectShown(page, page.locator(`.neuron-card[data-card-neuron="${id}"]`), `the card of ${id} after focusing it`);
+    expect(rec.consoleErrors, 'console errors').toEqual([]);
+  });
+
+  it('the neuron explorer fetches and shows a chosen neuron', async () => {
+    const { page, rec } = await openArticle();
+    const explorer = page.locator('#neuron-explorer');
+    await explorer.waitFor({ state: 'attached', timeout: 2_000 });
+    await explorer.scrollIntoViewIfNeeded();
+    const layer = explorer.locator('select[name="layer"]');
+    const layers = await layer.locator('option').evaluateAll((os) =>
+      (os as HTMLOptionElement[]).filter((o) => !o.disabled && o.value).map((o) => o.value));
+    expect(layers.length, 'layers to choose from').toBeGreaterThan(0);
+    const chosenLayer = layers[layers.length - 1]; // not the default, where there is a choice
+    await layer.selectOption(chosenLayer);
+    const channel = explorer.locator('input[name="channel"]');
+    expect(await channel.getAttribute('type')).toBe('number');
+    const min = Number((await channel.getAttribute('min')) || 0);
+    const max = Number((await channel.getAttribute('max')) ?? Infinity);
+    const chosenChannel = min + 1 <= max ? min + 1 : min;
+    await channel.fill(String(chosenChannel));
+    const json = page.waitForResponse((r) => kindOf(r.url(), r.headers()['content-type'] ?? '') === 'json', { timeout: 10_000 })
+      .catch(() => undefined);
+    await explorer.locator('button[name="show"]').click();
+    const card = explorer.locator('.neuron-card[data-loaded="true"]');
+    await card.first().waitFor({ state: 'visible', timeout: 10_000 });
+    const res = await json;
+    expect(res, 'a JSON response after clicking show (the data is fetched lazily)').toBeDefined();
+    expect(res!.status()).toBe(200);
+    expect(res!.url().startsWith(server.url), `${res!.url()} is under the base`).toBe(true);
+    expect(await card.first().getAttribute('data-card-neuron')).toBe(`${chosenLayer}:${chosenChannel}`);
+    await rec.settle();
+    expect(rec.failedRequests, 'failed requests').toEqual([]);
+    expect(rec.consoleErrors, 'console errors').toEqual([]);
+  });
+
+  it('switches between light and dark theme, with a different page background', async () => {
+    const { page, rec } = await openArticle();
+    const state = () => page.evaluate(() => ({
+      theme: document.documentElement.dataset.theme,
+      background: getComputedStyle(document.body).backgroundColor,
+    }));
+    const before = await state();
+    expect(['light', 'dark']).toContain(before.theme);
+    const other = before.theme === 'light' ? 'dark' : 'light';
+    const toggle = page.locator('button.theme-toggle');
+    await toggle.click();
+    // Polled: a background transition may take a moment.
+    await expect.poll(async () => (await state()).theme).toBe(other);
+    await expect.poll(async () => (await state()).background, { timeout: 3_000, message: 'the background changes' }).not.toBe(before.background);
+    await page.waitForTimeout(600); // let any transition finish before reading the settled colour
+    const after = await state();
+    expect(after.background).not.toBe(before.background);
+    await toggle.click();
+    await expect.poll(async () => (await state()).theme).toBe(before.theme);
+    await expect.poll(async () => (await state()).background, { timeout: 3_000 }).toBe(before.background);
+    expect(rec.consoleErrors, 'console errors').toEqual([]);
+  });
+
+  it(`does not shift its layout as figures load (sum of layout shifts < ${CLS_BUDGET} after scrolling through)`, async () => {
+    // Recorded from the document's start. The sum of every layout-shift entry not caused by input: an upper bound
+    // on web-vitals CLS, which counts only the worst 5-second session window.
+    const { page } = await openArticle({}, () => {
+      const w = window as unknown as { __shifts: { value: number; at: number; sources: string[] }[] };
+      w.__shifts = [];
+      const describe = (node: Node | null): string => {
+        const el = node instanceof Element ? node : node?.parentElement;
+        if (!el) return '?';
+        const fig = el.closest('[data-figure]') as HTMLElement | null;
+        const name = `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${el.classList.length ? `.${[...el.classList].join('.')}` : ''}`;
+        return fig ? `${name} in figure ${fig.dataset.figure}` : name;
+      };
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries() as unknown as { value: number; startTime: number; hadRecentInput: boolean; sources?: { node: Node | null }[] }[]) {
+          if (!e.hadRecentInput) w.__shifts.push({ value: e.value, at: Math.round(e.startTime), sources: (e.sources ?? []).map((s) => describe(s.node)) });
+        }
+      }).observe({ type: 'layout-shift', buffered: true });
+    });
+    await scrollThrough(page);
+    await page.waitForTimeout(500);
+    const shifts = await page.evaluate(() => (window as unknown as { __shifts: { value: number; at: number; sources: string[] }[] }).__shifts);
+    const cls = shifts.reduce((s, e) => s + e.value, 0);
+    const report = shifts.map((e) => `${e.value.toFixed(4)} at ${e.at} ms: ${e.sources.join(', ')}`).join('\n');
+    expect(cls, `layout shifts:\n${report}`).toBeLessThan(CLS_BUDGET);
+  });
+
+  it('loads at most 300 KiB of JavaScript (gzip) on first load', async () => {
+    const { page, rec, servedFrom } = await openArticle();
+    await rec.settle();
+    const js = rec.resources.filter((r) => r.kind === 'js');
+    const gzip = js.reduce((s, r) => s + r.gzipBytes, 0);
+    // The recorder measured every script the server sent for this page (none slipped past it).
+    const servedJs = server.served.slice(servedFrom).filter((r) => r.status === 200 && /\.m?js(\?|$)/.test(r.path));
+    expect(js.length, 'scripts measured vs scripts served').toBe(servedJs.length);
+    const list = js.map((r) => `${(r.gzipBytes / 1024).toFixed(1)} KiB  ${r.url}`).join('\n');
+    expect(gzip, `JavaScript, gzip bytes:\n${list}`).toBeLessThanOrEqual(JS_BUDGET_GZIP);
+    expect(page.url()).toBe(server.url);
+  });
+
+  it('screenshots the first screen (1280×800) and a phone (390×844), which needs no sideways scrolling', async () => {
+    await mkdir(RESULTS, { recursive: true });
+    const desktop = await openArticle();
+    await desktop.page.screenshot({ path: path.join(RESULTS, 'first-screen.png') });
+    const phone = await openArticle({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    await phone.page.screenshot({ path: path.join(RESULTS, 'phone.png') });
+    for (const f of ['first-screen.png', 'phone.png']) expect((await stat(path.join(RESULTS, f))).size).toBeGreaterThan(5_000);
+    const overflow = await phone.page.evaluate(() => {
+      const width = 390;
+      const wide = [...document.querySelectorAll('body *')].filter((el) => {
+        const r = el.getBoundingClientRect();
+        const parent = el.parentElement?.getBoundingClientRect();
+        return r.width > 0 && r.right > width + 1 && (!parent || parent.right <= width + 1);
+      });
+      return {
+        scrollWidth: document.documentElement.scrollWidth,
+        culprits: wide.slice(0, 8).map((el) => `${el.tagName.toLowerCase()}${el.className && typeof el.className === 'string' ? `.${el.className.trim().split(/\s+/).join('.')}` : ''} right=${Math.round(el.getBoundingClientRect().right)}`),
+      };
+    });
+    expect(overflow.scrollWidth, `page wider than the phone:\n${overflow.culprits.join('\n')}`).toBeLessThanOrEqual(390);
+  });
+});
