@@ -1,10 +1,16 @@
 // `npm run bench`: speed of the compute core, printed as a table. Benchmarks (not timed tests) hold speed figures,
 // because CI machines vary; run this on the machine you want numbers for.
 //   npm run bench -- [--ep cpu|webgpu|cuda] [--models mobilenetv2,resnet50-random] [--repeats 3]
+//                    [--featurevis-steps 32] [--dist dist]
+// Three tables: the compute core (forward, PGD step), feature visualization (seconds per neuron, batch 1 vs 8,
+// scaled to Lucent's 512 steps from a shorter run), and the built article's first-load weight (when dist/ exists).
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
 import { crossEntropy } from '../src/compute/autodiff/objectives.ts';
+import { renderNeurons } from '../src/compute/featurevis/render.ts';
+import { pageWeight } from './page-weight.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import type { ExecutionProvider } from '../src/compute/runtime/session.ts';
 
@@ -13,6 +19,8 @@ const { values } = parseArgs({
     ep: { type: 'string', default: 'cpu' },
     models: { type: 'string', default: 'mobilenetv2,resnet50-random' },
     repeats: { type: 'string', default: '3' },
+    'featurevis-steps': { type: 'string', default: '32' },
+    dist: { type: 'string', default: path.resolve(import.meta.dirname, '../dist') },
     'models-dir': { type: 'string', default: process.env.ATLAS_MODELS ?? path.resolve(import.meta.dirname, '../../shared/models') },
   },
 });
@@ -46,8 +54,42 @@ for (const id of values.models!.split(',')) {
   await classifier.model.release();
 }
 
-const header = ['model', 'ep', 'batch', 'forward ms/img', 'PGD step ms/img', 'step/forward'];
-const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
-const line = (r: string[]) => `| ${r.map((c, k) => c.padEnd(widths[k])).join(' | ')} |`;
+function table(header: string[], body: string[][]): string {
+  const widths = header.map((h, k) => Math.max(h.length, ...body.map((r) => r[k].length)));
+  const line = (r: string[]) => `| ${r.map((c, k) => c.padEnd(widths[k])).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
 console.log(`\nCompute core on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'} (median of ${repeats}; PGD step = forward + input gradient)\n`);
-console.log([line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n'));
+console.log(table(['model', 'ep', 'batch', 'forward ms/img', 'PGD step ms/img', 'step/forward'], rows));
+
+// Feature visualization: 8 neurons as one batch of 8 against 8 runs of one, Lucent's transforms and 128 px images.
+const fvSteps = Number(values['featurevis-steps']);
+const fvRows: string[][] = [];
+for (const id of values.models!.split(',')) {
+  const classifier = await loadClassifier(path.join(values['models-dir']!, `${id}.onnx`), { ep });
+  const layer = classifier.model.layers.at(-Math.min(8, classifier.model.layers.length))!;
+  const targets = Array.from({ length: 8 }, (_, c) => ({ layer: layer.name, channel: c }));
+  await renderNeurons(classifier.model, targets.slice(0, 1), { steps: 2 }); // warm-up: sessions and arenas
+  await renderNeurons(classifier.model, targets, { steps: 2 });
+  let t = performance.now();
+  for (const target of targets) await renderNeurons(classifier.model, [target], { steps: fvSteps });
+  const single = (performance.now() - t) / 1000 / targets.length;
+  t = performance.now();
+  await renderNeurons(classifier.model, targets, { steps: fvSteps });
+  const batched = (performance.now() - t) / 1000 / targets.length;
+  const scale = 512 / fvSteps;
+  fvRows.push([id, layer.name, (single * scale).toFixed(1), (batched * scale).toFixed(1), (single / batched).toFixed(2)]);
+  process.stderr.write(`${id} featurevis done\n`);
+  await classifier.model.release();
+}
+console.log(`\nFeature visualization, seconds per neuron for 512 steps (measured over ${fvSteps} steps, 8 neurons)\n`);
+console.log(table(['model', 'layer', 'batch 1 s/neuron', 'batch 8 s/neuron', 'speed-up'], fvRows));
+
+if (existsSync(path.join(values.dist!, 'index.html'))) {
+  const w = await pageWeight(values.dist!, process.env.ATLAS_BASE ?? '/');
+  const kb = (b: number) => (b / 1024).toFixed(1);
+  console.log(`\nArticle first load (${values.dist}, gzip; budget: JavaScript ≤ 300 KB)\n`);
+  console.log(table(['JavaScript KB', 'CSS KB', 'HTML KB', 'requests'], [[kb(w.jsGzipBytes), kb(w.cssGzipBytes), kb(w.htmlGzipBytes), String(w.requests)]]));
+} else {
+  console.log(`\n(no built article at ${values.dist}: run npm run build for the page-weight table)`);
+}

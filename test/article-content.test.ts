@@ -1,12 +1,11 @@
-// The article's build-time bookkeeping: <Value> paths, citation and figure numbering, and the file:line errors that
-// make a broken Cite or Ref fail the build.
+// The article's build-time bookkeeping: <Value> paths and formats, and figure numbering across the figure components
+// the article uses (test/article-index.test.ts covers citations, the .bib and the file:line errors).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatValue, resolveValuePath } from '../src/components/value-path.ts';
 import { indexArticle } from '../src/content/article-index.ts';
-import { formatReference, readBibliography } from '../src/content/bibliography.ts';
 
 const BIB = `@article{a1, author = {Madry, Aleksander and Makelov, Aleksandar}, title = {Towards Deep Learning Models}, journal = {ICLR}, year = {2018}}
 @article{b2, author = {Olah, Chris}, title = {Feature Visualization}, journal = {Distill}, year = {2017}, doi = {10.23915/distill.00007}}
@@ -33,21 +32,6 @@ describe('article index', () => {
     const index = indexArticle(f.mdx, f.bib);
     expect([...index.citations]).toEqual([['b2', 1], ['c3', 2], ['a1', 3]]);
     expect([...index.figures]).toEqual([['first', 1], ['second', 2]]);
-  });
-
-  it('fails with file and line on a missing citation key, a broken Ref and a duplicate figure id', () => {
-    expect(() => indexArticle(...Object.values(fixture('ok\n\n<Cite key="nope" />')) as [string, string])).toThrow(/a\.mdx:3: <Cite key="nope">: no entry 'nope'/);
-    expect(() => indexArticle(...Object.values(fixture('<Figure id="x" />\n<Ref fig="y" />')) as [string, string])).toThrow(/a\.mdx:2: <Ref fig="y">: no figure/);
-    expect(() => indexArticle(...Object.values(fixture('<Figure id="x" />\n\n\n<Figure id="x" />')) as [string, string])).toThrow(/a\.mdx:4: .*already exists/);
-  });
-
-  it('reads every reference the article needs from content/references.bib', () => {
-    const refs = readBibliography('content/references.bib');
-    for (const key of ['szegedy2014', 'goodfellow2015', 'madry2018', 'ilyas2019', 'olah2017', 'olah2020', 'bau2017', 'elhage2022', 'wang2022hint']) {
-      expect(refs.get(key)?.title, key).toBeTruthy();
-      expect(refs.get(key)?.year, key).toMatch(/^\d{4}$/);
-    }
-    expect(formatReference(refs.get('madry2018')!)).toMatch(/^A\. Madry, A\. Makelov, L\. Schmidt, et al\. 2018\. Towards Deep Learning Models Resistant to Adversarial Attacks\./);
   });
 
   it('indexes the real article without errors', () => {
