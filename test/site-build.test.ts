@@ -7,7 +7,7 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { testProject } from './helpers/project.ts';
+import { SPEC, testProject } from './helpers/project.ts';
 
 const exec = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '..');
@@ -37,7 +37,8 @@ async function build(root: string, env: Record<string, string>): Promise<string>
 
 describe('site build', () => {
   it('builds the page with its computed attack figure, and rebuilds prose edits from the cache', async () => {
-    const p = await testProject();
+    // A private article: its photographs (from imagenet-samples, no licence to publish) may be shown.
+    const p = await testProject(`${SPEC}private: true\n`);
     const env = { ATLAS_DATA: p.data, ATLAS_CACHE: p.cache };
     await writeSite(p.root, 'First draft of the prose.');
     const log1 = await build(p.root, env);

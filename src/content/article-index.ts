@@ -362,6 +362,7 @@ export function articleIndex(): ArticleIndex {
 
 /** The number of a citation key of the article; throws when the article does not cite it. */
 export function citationNumber(key: string): number {
+  if (typeof key !== 'string' || key.trim() === '') throw new Error(`<Cite>: needs a key attribute, such as key="madry2018" (got ${JSON.stringify(key)})`);
   const idx = indexArticle();
   const n = idx.citations.get(key);
   if (n !== undefined) return n;
@@ -371,6 +372,7 @@ export function citationNumber(key: string): number {
 
 /** The bibliography entry of a key; throws when the .bib has none. */
 export function bibEntry(key: string): BibEntry {
+  if (typeof key !== 'string' || key.trim() === '') throw new Error(`<Cite>: needs a key attribute, such as key="madry2018" (got ${JSON.stringify(key)})`);
   const idx = indexArticle();
   const e = idx.references.get(key);
   if (!e) throw new Error(`<Cite key="${key}">: no such entry in ${idx.bibPath}${suggestion(key, idx.references.keys())}`);
@@ -379,6 +381,9 @@ export function bibEntry(key: string): BibEntry {
 
 /** The number of a figure id of the article; throws when no component in the article's MDX has that id. */
 export function figureNumber(id: string): number {
+  if (typeof id !== 'string' || id.trim() === '') {
+    throw new Error(`a figure without an id (got ${JSON.stringify(id)}): only figures given an id in the article's MDX are numbered; give it one (<AttackFigure id="…" …/>), or render it unnumbered without calling figureNumber`);
+  }
   const idx = indexArticle();
   const n = idx.figures.get(id);
   if (n !== undefined) return n;

@@ -79,6 +79,13 @@ function yearOf(c: CSL): string | undefined {
   return str(c.issued?.literal);
 }
 
+type ChainOptions = NonNullable<Parameters<typeof plugins.input.chain>[1]>;
+
+/** citation-js's typings declare every input option required; the others keep their defaults. */
+function options(o: Partial<ChainOptions>): ChainOptions {
+  return { generateGraph: false, ...o } as ChainOptions;
+}
+
 /** The .bib's file:line for a citation-js syntax error ("… at line 3 col 12: …"). */
 function syntaxError(file: string, err: unknown): Error {
   const msg = err instanceof Error ? err.message : String(err);
@@ -102,8 +109,8 @@ export function parseBibliography(text: string, file = 'content/references.bib')
   let raw: RawEntry[];
   let csl: CSL[];
   try {
-    raw = plugins.input.chain(text, { forceType: '@biblatex/text', target: '@biblatex/entries+list', generateGraph: false }) as unknown as RawEntry[];
-    csl = plugins.input.chain(raw, { forceType: '@biblatex/entries+list', generateGraph: false });
+    raw = plugins.input.chain(text, options({ forceType: '@biblatex/text', target: '@biblatex/entries+list' })) as unknown as RawEntry[];
+    csl = plugins.input.chain(raw, options({ forceType: '@biblatex/entries+list' }));
   } catch (err) {
     throw syntaxError(file, err);
   }

@@ -27,12 +27,19 @@ const JS_BUDGET_GZIP = 300 * 1024; // bytes of JavaScript, gzip-compressed, on f
 const CLS_BUDGET = 0.05;
 
 /** `npx astro build` with the sub-path base and a temporary output directory, its output streamed to stderr. */
+function withoutViteEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { BASE_URL: _b, MODE: _m, DEV: _d, PROD: _p, SSR: _s, ...rest } = env;
+  return rest;
+}
+
 function buildSite(outDir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     process.stderr.write(`browser test: ATLAS_BASE=${BASE} ATLAS_OUT=${outDir} astro build\n`);
     const child = spawn(process.execPath, [ASTRO, 'build'], {
       cwd: REPO,
-      env: { ...process.env, ATLAS_BASE: BASE, ATLAS_OUT: outDir },
+      // Vitest puts Vite's import.meta.env (BASE_URL '/', MODE, …) into process.env; a child Astro build would take
+      // that BASE_URL over the configured base, so the child gets the environment without them.
+      env: { ...withoutViteEnv(process.env), ATLAS_BASE: BASE, ATLAS_OUT: outDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let tail = '';
@@ -128,6 +135,19 @@ async function expectShown(page: Page, locator: Locator, what: string): Promise<
   }), { message: `${what} is on screen and opaque`, timeout: 3_000 }).toBe('shown');
 }
 
+/** Where the record's error lists stand now: the interaction tests check only what happened after this point (the
+ * first test checks the page load itself). */
+function marks(rec: PageRecord): { console: number; failed: number; otherOrigin: number } {
+  return { console: rec.consoleErrors.length, failed: rec.failedRequests.length, otherOrigin: rec.otherOriginRequests.length };
+}
+
+async function expectNoNewErrors(rec: PageRecord, mark: ReturnType<typeof marks>): Promise<void> {
+  await rec.settle();
+  expect(rec.consoleErrors.slice(mark.console), 'console errors during the interaction').toEqual([]);
+  expect(rec.failedRequests.slice(mark.failed), 'failed requests during the interaction').toEqual([]);
+  expect(rec.otherOriginRequests.slice(mark.otherOrigin), 'requests to another origin during the interaction').toEqual([]);
+}
+
 describe('the built article in Chromium', () => {
   it('loads under the sub-path with no console error, failed request or request to another origin', async () => {
     const { page, rec } = await openArticle();
@@ -142,24 +162,23 @@ describe('the built article in Chromium', () => {
     expect(rec.requests.filter((u) => !u.startsWith(server.url)), 'requests outside the base').toEqual([]);
   });
 
-  it('renders every figure (an SVG plot or a loaded image), and there is at least one', async () => {
+  it('renders every figure (an SVG plot, a loaded image, or a visible table/ranking of rows), and there is at least one', async () => {
     const { page } = await openArticle();
     const figures = await page.evaluate(async () => {
-      const out: { id: string | undefined; svg: boolean; img: boolean; imgs: number }[] = [];
+      const out: { id: string | undefined; svg: boolean; img: boolean; visibleImgs: number }[] = [];
       for (const f of document.querySelectorAll<HTMLElement>('figure.atlas-figure')) {
         f.scrollIntoView({ block: 'center' });
-        const imgs = [...f.querySelectorAll('img')];
+        // Only images that are laid out count: a lazy image inside a hidden popup never loads, and draws nothing.
+        const shown = (el: Element) => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0; };
+        const imgs = [...f.querySelectorAll('img')].filter(shown);
         const loaded = Promise.all(imgs.map((img) => (img.complete ? undefined : new Promise((r) => {
           img.addEventListener('load', r, { once: true });
           img.addEventListener('error', r, { once: true });
         }))));
         await Promise.race([loaded, new Promise((r) => setTimeout(r, 10_000))]);
-        const svg = [...f.querySelectorAll('svg')].some((s) => {
-          const r = s.getBoundingClientRect();
-          return r.width > 0 && r.height > 0 && s.childElementCount > 0;
-        });
+        const svg = [...f.querySelectorAll('svg')].some((s) => shown(s) && s.childElementCount > 0);
         const img = imgs.some((i) => i.complete && i.naturalWidth > 0);
-        out.push({ id: f.dataset.figure, svg, img, imgs: imgs.length });
+        out.push({ id: f.dataset.figure, svg, img, visibleImgs: imgs.length });
       }
       return out;
     });
@@ -167,11 +186,12 @@ describe('the built article in Chromium', () => {
     expect(figures.filter((f) => !f.id), 'figures without a data-figure id').toEqual([]);
     const ids = figures.map((f) => f.id);
     expect(ids.filter((id, k) => ids.indexOf(id) !== k), 'duplicate data-figure ids').toEqual([]);
-    expect(figures.filter((f) => !f.svg && !f.img), 'figures with neither a drawn SVG nor a loaded image').toEqual([]);
+    expect(figures.filter((f) => !f.svg && !f.img), 'figures with neither a visible, non-empty SVG nor a visible loaded image').toEqual([]);
   });
 
   it('shows a fragile neuron\'s card on hover, and the next one\'s when the pointer moves on', async () => {
     const { page, rec } = await openArticle();
+    const mark = marks(rec);
     const neurons = page.locator('.fragile-ranking [data-neuron]');
     const n = await neurons.count();
     expect(n, '.fragile-ranking [data-neuron] elements').toBeGreaterThan(0);
@@ -183,11 +203,12 @@ describe('the built article in Chromium', () => {
       await el.hover();
       await expectShown(page, page.locator(`.neuron-card[data-card-neuron="${id}"]`), `the card of ${id} after hovering it`);
     }
-    expect(rec.consoleErrors, 'console errors').toEqual([]);
+    await expectNoNewErrors(rec, mark);
   });
 
   it('shows a fragile neuron\'s card when it gets keyboard focus', async () => {
     const { page, rec } = await openArticle();
+    const mark = marks(rec);
     const first = page.locator('.fragile-ranking [data-neuron]').first();
     await first.waitFor({ state: 'attached', timeout: 2_000 });
     const id = await first.getAttribute('data-neuron');
@@ -200,11 +221,12 @@ describe('the built article in Chromium', () => {
     });
     expect(focused, `the neuron ${id} (or a control inside it) can take keyboard focus`).toBe(true);
     await expectShown(page, page.locator(`.neuron-card[data-card-neuron="${id}"]`), `the card of ${id} after focusing it`);
-    expect(rec.consoleErrors, 'console errors').toEqual([]);
+    await expectNoNewErrors(rec, mark);
   });
 
   it('the neuron explorer fetches and shows a chosen neuron', async () => {
     const { page, rec } = await openArticle();
+    const mark = marks(rec);
     const explorer = page.locator('#neuron-explorer');
     await explorer.waitFor({ state: 'attached', timeout: 2_000 });
     await explorer.scrollIntoViewIfNeeded();
@@ -230,13 +252,12 @@ describe('the built article in Chromium', () => {
     expect(res!.status()).toBe(200);
     expect(res!.url().startsWith(server.url), `${res!.url()} is under the base`).toBe(true);
     expect(await card.first().getAttribute('data-card-neuron')).toBe(`${chosenLayer}:${chosenChannel}`);
-    await rec.settle();
-    expect(rec.failedRequests, 'failed requests').toEqual([]);
-    expect(rec.consoleErrors, 'console errors').toEqual([]);
+    await expectNoNewErrors(rec, mark);
   });
 
   it('switches between light and dark theme, with a different page background', async () => {
     const { page, rec } = await openArticle();
+    const mark = marks(rec);
     const state = () => page.evaluate(() => ({
       theme: document.documentElement.dataset.theme,
       background: getComputedStyle(document.body).backgroundColor,
@@ -255,7 +276,7 @@ describe('the built article in Chromium', () => {
     await toggle.click();
     await expect.poll(async () => (await state()).theme).toBe(before.theme);
     await expect.poll(async () => (await state()).background, { timeout: 3_000 }).toBe(before.background);
-    expect(rec.consoleErrors, 'console errors').toEqual([]);
+    await expectNoNewErrors(rec, mark);
   });
 
   it(`does not shift its layout as figures load (sum of layout shifts < ${CLS_BUDGET} after scrolling through)`, async () => {
@@ -281,6 +302,7 @@ describe('the built article in Chromium', () => {
     await page.waitForTimeout(500);
     const shifts = await page.evaluate(() => (window as unknown as { __shifts: { value: number; at: number; sources: string[] }[] }).__shifts);
     const cls = shifts.reduce((s, e) => s + e.value, 0);
+    console.info(`layout shift: ${cls.toFixed(4)} in ${shifts.length} shift(s)`);
     const report = shifts.map((e) => `${e.value.toFixed(4)} at ${e.at} ms: ${e.sources.join(', ')}`).join('\n');
     expect(cls, `layout shifts:\n${report}`).toBeLessThan(CLS_BUDGET);
   });
@@ -293,6 +315,7 @@ describe('the built article in Chromium', () => {
     // The recorder measured every script the server sent for this page (none slipped past it).
     const servedJs = server.served.slice(servedFrom).filter((r) => r.status === 200 && /\.m?js(\?|$)/.test(r.path));
     expect(js.length, 'scripts measured vs scripts served').toBe(servedJs.length);
+    console.info(`first load: ${js.length} script(s), ${(gzip / 1024).toFixed(1)} KiB gzip (budget ${JS_BUDGET_GZIP / 1024} KiB)`);
     const list = js.map((r) => `${(r.gzipBytes / 1024).toFixed(1)} KiB  ${r.url}`).join('\n');
     expect(gzip, `JavaScript, gzip bytes:\n${list}`).toBeLessThanOrEqual(JS_BUDGET_GZIP);
     expect(page.url()).toBe(server.url);
