@@ -1,12 +1,13 @@
 // Page weight of the built article's first load, measured in headless Chromium (the system's, see
 // test/helpers/chromium.ts): the article is served from `distDir` under `base` by a local static server, opened in a
 // fresh browser context (empty cache) at 1280×800, and every response up to the load event plus 500 ms of network
-// quiet is counted; sizes are the bodies gzip-compressed with node:zlib at level 9.
+// quiet is counted; sizes are the bodies gzip-compressed with node:zlib at level 9. jsGzipBytes is script files plus
+// inline scripts (Astro inlines small scripts into the HTML, so those bytes are also in htmlGzipBytes).
 //   node bench/page-weight.ts [distDir] [--base /atlas/]      (distDir defaults to dist; base to '/')
 // `base` must be the one the site was built with (ATLAS_BASE), or the page's own links miss.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { launchChromium, loadFully, recordPage, type LoadedResource, type ResourceKind } from '../test/helpers/chromium.ts';
+import { gzipSize, inlineScripts, launchChromium, loadFully, recordPage, type LoadedResource, type ResourceKind } from '../test/helpers/chromium.ts';
 import { serveStatic } from '../test/helpers/static-server.ts';
 
 export interface PageWeight {
@@ -18,6 +19,9 @@ export interface PageWeight {
 
 export interface PageWeightDetail extends PageWeight {
   resources: LoadedResource[];
+  /** Inline scripts: how many, and their gzip bytes (part of jsGzipBytes, and also inside the HTML's bytes). */
+  inlineScripts: number;
+  inlineJsGzipBytes: number;
 }
 
 export async function pageWeightDetail(distDir: string, base = '/'): Promise<PageWeightDetail> {
@@ -29,15 +33,19 @@ export async function pageWeightDetail(distDir: string, base = '/'): Promise<Pag
     const rec = await recordPage(page, server.origin);
     await loadFully(page, server.url);
     await rec.settle();
+    const inline = (await inlineScripts(page)).filter((t) => t.trim());
+    const inlineJsGzipBytes = inline.reduce((n, t) => n + gzipSize(t), 0);
     await context.close();
     if (rec.failedRequests.length) process.stderr.write(`page-weight: failed requests:\n  ${rec.failedRequests.join('\n  ')}\n`);
     const sum = (kind: ResourceKind) => rec.resources.filter((r) => r.kind === kind).reduce((s, r) => s + r.gzipBytes, 0);
     return {
-      jsGzipBytes: sum('js'),
+      jsGzipBytes: sum('js') + inlineJsGzipBytes,
       cssGzipBytes: sum('css'),
       htmlGzipBytes: sum('html'),
       requests: rec.requests.length,
       resources: rec.resources,
+      inlineScripts: inline.length,
+      inlineJsGzipBytes,
     };
   } finally {
     await browser.close();
@@ -70,6 +78,8 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.met
     ['resource', 'requests', 'raw KiB', 'gzip KiB'],
     ...rows.map((r) => [r.k, String(r.n), kb(r.raw), kb(r.gz)]),
     ['total', String(total.n), kb(total.raw), kb(total.gz)],
+    ['inline js (in html)', `(${detail.inlineScripts})`, '', kb(detail.inlineJsGzipBytes)],
+    ['js counted', '', '', kb(detail.jsGzipBytes)],
   ];
   const widths = table[0].map((_, c) => Math.max(...table.map((r) => r[c].length)));
   const line = (r: string[]) => `| ${r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ')} |`;

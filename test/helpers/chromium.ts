@@ -121,6 +121,13 @@ export async function recordPage(page: Page, origin: string): Promise<PageRecord
   return record;
 }
 
+/** The text of the page's inline classic and module scripts (in the DOM now; JSON data blocks excluded). */
+export async function inlineScripts(page: Page): Promise<string[]> {
+  return page.evaluate(() => [...document.scripts]
+    .filter((s) => !s.src && (!s.type || /^(module|text\/javascript|application\/javascript)$/i.test(s.type.trim())))
+    .map((s) => s.text));
+}
+
 /** `page.goto` that returns once the load event fired and the network has been idle for 500 ms. */
 export async function loadFully(page: Page, url: string): Promise<void> {
   const res = await page.goto(url, { waitUntil: 'load' });
