@@ -26,12 +26,12 @@ const BASE = process.env.ATLAS_BROWSER_BASE ?? '/atlas/';
 const JS_BUDGET_GZIP = 300 * 1024; // bytes of JavaScript, gzip-compressed, on first load
 const CLS_BUDGET = 0.05;
 
-/** `npx astro build` with the sub-path base and a temporary output directory, its output streamed to stderr. */
 function withoutViteEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const { BASE_URL: _b, MODE: _m, DEV: _d, PROD: _p, SSR: _s, ...rest } = env;
   return rest;
 }
 
+/** `npx astro build` with the sub-path base and a temporary output directory, its output streamed to stderr. */
 function buildSite(outDir: string): Promise<void> {
   return new Promise((resolve, reject) => {
     process.stderr.write(`browser test: ATLAS_BASE=${BASE} ATLAS_OUT=${outDir} astro build\n`);
