@@ -31,9 +31,6 @@ export interface BibEntry {
   line: number;
 }
 
-/** The same shape under the name the first draft of the components used. */
-export type Reference = BibEntry;
-
 interface RawEntry { type: string; label: string; properties: Record<string, unknown> }
 
 const NOT_ENTRIES = new Set(['comment', 'string', 'preamble']);
@@ -177,22 +174,15 @@ function venueText(e: BibEntry): string | undefined {
  * "A. Madry, A. Makelov, L. Schmidt, D. Tsipras, A. Vladu. 2018. Towards Deep Learning Models Resistant to
  * Adversarial Attacks. International Conference on Learning Representations (ICLR)."
  * The text holds no markup (LaTeX is already Unicode): put it in a template as `{text}` and Astro escapes it; for
- * `set:html` use `escapeHtml(formatEntry(e))`.
+ * `set:html` use `escapeHtml(formatEntry(e))` (src/components/escape-html.ts).
  */
 export function formatEntry(e: BibEntry, options: FormatOptions = {}): string {
   return sentences([e.authors.length ? formatAuthors(e.authors, options) : undefined, e.year, e.title, venueText(e)]);
 }
-
-/** The first draft's name for formatEntry. */
-export const formatReference = formatEntry;
 
 /** The entry's link: its DOI when it has one, else its URL. */
 export function entryLink(e: BibEntry): { href: string; text: string } | undefined {
   if (e.doi) return { href: `https://doi.org/${e.doi}`, text: `doi:${e.doi}` };
   if (e.url) return { href: e.url, text: e.url.replace(/^https?:\/\//, '').replace(/\/$/, '') };
   return undefined;
-}
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }

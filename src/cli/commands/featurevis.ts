@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { renderNeurons, type NeuronTarget } from '../../compute/featurevis/render.ts';
+import { neuronFileStem, parseNeuron } from '../../compute/featurevis/neuron-id.ts';
+import { renderNeurons } from '../../compute/featurevis/render.ts';
 import { toPng } from '../../compute/io/image.ts';
 import { writeDirAtomic } from '../../compute/io/write-dir.ts';
 import { loadClassifier } from '../../compute/model/classifier.ts';
@@ -21,22 +22,17 @@ export interface FeaturevisOptions extends SessionOptions {
   out: string;
 }
 
-/** `layer:channel` or `layer:channel:y:x` (the layer name may itself contain colons from its op index). */
-export function parseNeuron(text: string): NeuronTarget {
-  const parts = text.split(':');
-  const numeric = (s: string | undefined) => s !== undefined && /^\d+$/.test(s);
-  if (parts.length >= 4 && numeric(parts.at(-1)) && numeric(parts.at(-2)) && numeric(parts.at(-3))) {
-    return { layer: parts.slice(0, -3).join(':'), channel: Number(parts.at(-3)), y: Number(parts.at(-2)), x: Number(parts.at(-1)) };
-  }
-  if (parts.length >= 2 && numeric(parts.at(-1))) return { layer: parts.slice(0, -1).join(':'), channel: Number(parts.at(-1)) };
-  throw new Error(`--neuron '${text}': expected <layer>:<channel> or <layer>:<channel>:<y>:<x>`);
-}
-
 /** Render the images that maximise the given neurons (one batch), with their objective curves. */
 export async function featurevis(opts: FeaturevisOptions): Promise<void> {
   const copies = parseInteger(opts.copies, '--copies', 1);
   const weight = parseNumber(opts.diversity, '--diversity');
-  const targets = opts.neuron.map(parseNeuron).flatMap((t) => Array.from({ length: copies }, () => t));
+  const targets = opts.neuron.map((n) => {
+    try {
+      return parseNeuron(n);
+    } catch (err) {
+      throw new Error(`--${(err as Error).message}`); // "--neuron 'x': expected …"
+    }
+  }).flatMap((t) => Array.from({ length: copies }, () => t));
   const size = parseInteger(opts.size, '--size', 8);
   const steps = parseInteger(opts.steps, '--steps', 1);
   const seed = parseInteger(opts.seed, '--seed');
@@ -52,7 +48,7 @@ export async function featurevis(opts: FeaturevisOptions): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   const per = 3 * size * size;
   const files = new Map<string, Uint8Array>();
-  const names = targets.map((t, i) => `${t.layer}_${t.channel}${t.y === undefined ? '' : `_${t.y}_${t.x}`}${copies > 1 ? `_copy${i % copies}` : ''}`.replace(/[^\w.-]/g, '_'));
+  const names = targets.map((t, i) => `${neuronFileStem(t)}${copies > 1 ? `_copy${i % copies}` : ''}`);
   for (let i = 0; i < targets.length; i++) files.set(`${names[i]}.png`, await toPng(result.images.subarray(i * per, (i + 1) * per), size, size));
   const summary = {
     model: opts.model, size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, copies, diversity: weight, seconds,

@@ -1,9 +1,9 @@
 // A neuron card as an HTML string, the same at build time (static cards in the fragile ranking) and in the browser
 // (the explorer fills it from a per-neuron JSON). The histogram is a hand-drawn SVG rather than Observable Plot so
 // the explorer's script stays a few kilobytes instead of shipping Plot and d3 to every reader.
+import { escapeHtml as esc } from '../escape-html.ts';
 import type { NeuronCard } from './card-data.ts';
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const num = (x: number, d = 2) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(d));
 
 /** Log-density histogram: bar heights are log10(density), empty bins left out (log 0 has no height). */

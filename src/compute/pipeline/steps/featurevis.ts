@@ -2,10 +2,12 @@
 // with the two numbers that say whether they worked — each image's activation against the largest any reference
 // photo reaches (feature visualization should beat every natural image) and its high-frequency energy against the
 // photos' (structure, not checkerboard noise).
+import { quantile } from '../../analysis/polysemantic.ts';
 import { recordActivations } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
 import { stableJson } from '../../cache/stable-json.ts';
-import { renderNeurons, type NeuronTarget } from '../../featurevis/render.ts';
+import { neuronFileStem, parseChannel } from '../../featurevis/neuron-id.ts';
+import { renderNeurons } from '../../featurevis/render.ts';
 import { highFrequencyFraction } from '../../featurevis/spectrum.ts';
 import { applySamplings, resize } from '../../featurevis/transform.ts';
 import { loadImage, toPng } from '../../io/image.ts';
@@ -18,18 +20,11 @@ import type { StepEnv } from './attack.ts';
 
 export const FEATUREVIS = 'featurevis';
 
-/** `layer:channel`, the layer name possibly holding colons itself. */
-export function parseNeuronId(text: string): NeuronTarget {
-  const at = text.lastIndexOf(':');
-  return { layer: text.slice(0, at), channel: Number(text.slice(at + 1)) };
-}
-
-const fileOf = (t: NeuronTarget) => `${t.layer}_${t.channel}`.replace(/[^\w.-]/g, '_');
 
 export async function featurevisSteps(env: StepEnv & { reference: readonly LabelledImage[] }): Promise<Step[]> {
   const fv = env.spec.featurevis;
   if (!fv) return [];
-  const targets = fv.neurons.map(parseNeuronId);
+  const targets = fv.neurons.map(parseChannel);
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
   return [{
     id: FEATUREVIS,
@@ -52,7 +47,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         const chunk = targets.slice(start, start + fv.batch);
         const t0 = performance.now();
         // Each batch's seed derives from the spec's seed and its first neuron, so adding a neuron never changes another batch.
-        const seed = createRng(env.spec.seed).fork(`featurevis/${chunk.map(fileOf).join(',')}`).uniformInt(0, 2 ** 31 - 1);
+        const seed = createRng(env.spec.seed).fork(`featurevis/${chunk.map(neuronFileStem).join(',')}`).uniformInt(0, 2 ** 31 - 1);
         const r = await renderNeurons(classifier.model, chunk, {
           size: fv.size, steps: fv.steps, seed, param: fv.param,
           onStep: (step) => ctx.progress(start * fv.steps + step * chunk.length, total, `${start + chunk.length}/${targets.length} neurons`),
@@ -71,7 +66,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
       const photos = await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), layers, 16);
       const photoHf: number[] = [];
       for (const im of env.reference) photoHf.push(highFrequencyFraction(await loadImage(im.path, { resize: fv.size, crop: fv.size }), fv.size, fv.size));
-      const photoHfMedian = median(photoHf);
+      const photoHfMedian = quantile(photoHf, 0.5);
       const neurons = [];
       for (const [i, t] of targets.entries()) {
         const m = measured.get(t.layer)!;
@@ -81,7 +76,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         for (let k = 0; k < p.images; k++) if (p.mean[k * p.channels + t.channel] > best) [best, bestImage] = [p.mean[k * p.channels + t.channel], k];
         const activation = m.mean[i * m.channels + t.channel];
         const hf = highFrequencyFraction(rendered[i], fv.size, fv.size);
-        const image = `${fileOf(t)}.png`;
+        const image = `${neuronFileStem(t)}.png`;
         files.set(image, await toPng(rendered[i], fv.size, fv.size));
         neurons.push({
           layer: t.layer, channel: t.channel, image,
@@ -107,7 +102,3 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   }];
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
