@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // `atlas`: inspect, differentiate and attack ONNX image classifiers from the command line.
 import { Command, Option } from 'commander';
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../compute/runtime/session.ts';
+import { PROVIDER_CHOICES, type ProviderChoice } from '../compute/runtime/execution-provider.ts';
 import { attack } from './commands/attack.ts';
 import { compute } from './commands/compute.ts';
 import { featurevis, type FeaturevisOptions } from './commands/featurevis.ts';
 import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
+import { providers } from './commands/providers.ts';
 import { parseInteger, parseNumber } from './parse.ts';
 
 const program = new Command()
@@ -14,14 +15,15 @@ const program = new Command()
   .description('Adversarial Atlas: inspect, differentiate and attack ONNX image classifiers (pixels in [0,1])')
   .showHelpAfterError();
 
-const epOption = () => new Option('--ep <provider>', 'onnxruntime execution provider').choices(EXECUTION_PROVIDERS).default('cpu');
+const epOption = () => new Option('--ep <provider>', 'onnxruntime execution provider; auto times the model on each one that starts and picks the fastest')
+  .choices(PROVIDER_CHOICES).default('cpu');
 
 program.command('inspect')
   .description('list the layers a user may analyse: name, op, output shape')
   .argument('<model>', 'ONNX model with its model card (<model>.json) beside it')
   .option('--json', 'print JSON instead of a table')
   .addOption(epOption())
-  .action(async (model: string, o: { json?: boolean; ep: ExecutionProvider }) => inspect(model, o));
+  .action(async (model: string, o: { json?: boolean; ep: ProviderChoice }) => inspect(model, o));
 
 program.command('grad')
   .description('gradient of an objective with respect to the input pixels, as .npy')
@@ -30,7 +32,7 @@ program.command('grad')
   .requiredOption('--objective <spec>', 'ce:<labels> | logit:<k> | margin:<k> | channel:<layer>:<c> | neuron:<layer>:<c>:<y>:<x>, joined by + with optional w* weights')
   .requiredOption('--out <file.npy>', 'where to write the gradient (float32)')
   .addOption(epOption())
-  .action(async (o: { model: string; input: string[]; objective: string; out: string; ep: ExecutionProvider }) => grad(o));
+  .action(async (o: { model: string; input: string[]; objective: string; out: string; ep: ProviderChoice }) => grad(o));
 
 program.command('attack')
   .description('PGD (L∞ or L2) attack; writes clean, adversarial and perturbation PNGs and results.json')
@@ -46,7 +48,7 @@ program.command('attack')
   .option('--random-start', 'start from a random point in the eps-ball')
   .option('--seed <n>', 'seed of the random start', '0')
   .option('--early-stop', 'stop a batch once every image in it has flipped (off by default, so runs are comparable)')
-  .option('--batch <n>', 'images per batch', '8')
+  .option('--batch <n>', "images per batch, or 'auto' to fit the provider's free memory", 'auto')
   .requiredOption('--out <dir>', 'output directory (replaced atomically)')
   .addOption(epOption())
   .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
@@ -61,7 +63,7 @@ program.command('attack')
       labels: o.labels as string | undefined,
       target: o.target as string | undefined,
       out: String(o.out),
-      ep: o.ep as ExecutionProvider,
+      ep: o.ep as ProviderChoice,
       attack: {
         norm: o.norm as 'linf' | 'l2',
         eps,
@@ -70,10 +72,15 @@ program.command('attack')
         randomStart: !!o.randomStart,
         seed: parseInteger(String(o.seed), '--seed'),
         earlyStop: !!o.earlyStop,
-        batch: parseInteger(String(o.batch), '--batch', 1),
+        batch: o.batch === 'auto' ? 'auto' : parseInteger(String(o.batch), '--batch', 1),
       },
     });
   });
+
+program.command('providers')
+  .description('which execution providers start here; with a model, each one timed on it (batch 1), its gradient checked against the CPU, and the ops it leaves to the CPU')
+  .argument('[model]', 'ONNX model with its card beside it')
+  .action(async (model?: string) => providers(model));
 
 program.command('compute')
   .description('run the compute steps of an experiment spec that are not cached (what `npm run build` does first)')
@@ -81,7 +88,7 @@ program.command('compute')
   .option('--dry-run', 'list the steps that would run, and why, without running them')
   .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
   .addOption(epOption())
-  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ExecutionProvider }) => compute({ spec, ...o }));
+  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ProviderChoice }) => compute({ spec, ...o }));
 
 program.command('featurevis')
   .description('render images that maximise neurons (Lucent defaults: 128 px Fourier image, decorrelated colour, standard transforms, Adam 0.05, 512 steps)')
@@ -96,7 +103,7 @@ program.command('featurevis')
   .option('--diversity <w>', "weight of Lucent's diversity term between copies of a neuron (Lucent's notebooks: 100)", '0')
   .requiredOption('--out <dir>', 'output directory (replaced atomically)')
   .addOption(epOption())
-  .action(async (o: FeaturevisOptions & { ep: ExecutionProvider }) => featurevis(o));
+  .action(async (o: FeaturevisOptions & { ep: ProviderChoice }) => featurevis(o));
 
 program.command('analyse')
   .alias('analyze')
@@ -105,7 +112,7 @@ program.command('analyse')
   .option('--dry-run', 'list the steps that would run, and why, without running them')
   .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
   .addOption(epOption())
-  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ExecutionProvider }) =>
+  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ProviderChoice }) =>
     compute({ spec, ...o, kinds: ['activations', 'neurons', 'polysemantic'] }));
 
 try {

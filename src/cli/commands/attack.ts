@@ -1,3 +1,4 @@
+import { loadClassifierOn } from '../provider.ts';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { attackImages, type AttackInput, type AttackOptions } from '../../compute/attacks/attack-images.ts';
@@ -5,13 +6,14 @@ import { attackReport } from '../../compute/attacks/attack-report.ts';
 import { loadImage } from '../../compute/io/image.ts';
 import { writeDirAtomic } from '../../compute/io/write-dir.ts';
 import { readNpy, toFloat32 } from '../../compute/io/npy.ts';
-import { loadClassifier } from '../../compute/model/classifier.ts';
 import { labelFromFilename } from '../../compute/model/classes.ts';
-import type { SessionOptions } from '../../compute/runtime/session.ts';
+import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { parseClass, parseClassList } from '../parse.ts';
 import { progress } from '../../compute/progress.ts';
 
-export interface AttackCliOptions extends SessionOptions {
+export interface AttackCliOptions {
+  /** execution provider (cpu, webgpu, cuda) or auto */
+  ep?: ProviderChoice;
   model: string;
   images?: string[];
   input?: string;
@@ -43,7 +45,7 @@ async function listImages(args: readonly string[]): Promise<string[]> {
 
 export async function attack(opts: AttackCliOptions): Promise<void> {
   if ((opts.images?.length ?? 0) > 0 === !!opts.input) throw new Error('give either --images <dir|files…> or --input X.npy');
-  const classifier = await loadClassifier(opts.model, opts);
+  const classifier = await loadClassifierOn(opts.model, opts.ep);
   const { classes } = classifier;
   const target = opts.target === undefined ? undefined : parseClass(opts.target, classes, '--target');
   const given = opts.labels === undefined ? undefined : parseClassList(opts.labels, classes, '--labels');
@@ -78,11 +80,12 @@ export async function attack(opts: AttackCliOptions): Promise<void> {
   if (unlabelled > 0) process.stderr.write(`${unlabelled} image(s) without a label (no WordNet id in the name, no --labels): attacking their clean top-1 class\n`);
 
   const steps = Math.max(1, opts.attack.steps);
-  const bar = progress(Math.ceil(inputs.length / (opts.attack.batch ?? 8)) * steps, 'attack');
-  const results = await attackImages(classifier, inputs, { ...opts.attack, target }, (p) => {
+  let bar: ReturnType<typeof progress> | undefined;
+  const results = await attackImages(classifier, inputs, { ...opts.attack, target, onBatch: (why) => process.stderr.write(`atlas: ${why}\n`) }, (p) => {
+    bar ??= progress(p.batches * steps, 'attack');
     bar.update((p.batch - 1) * steps + p.step, `batch ${p.batch}/${p.batches}, step ${p.step}/${p.steps}`);
   });
-  bar.stop();
+  bar?.stop();
 
   const report = await attackReport(results, classifier, opts.attack.eps);
   const settings = { model: opts.model, ...opts.attack, target: target ?? null };

@@ -1,9 +1,11 @@
 import path from 'node:path';
 import { runPipeline } from '../../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../../compute/pipeline/terminal-reporter.ts';
-import type { SessionOptions } from '../../compute/runtime/session.ts';
+import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 
-export interface ComputeOptions extends SessionOptions {
+export interface ComputeOptions {
+  /** execution provider (cpu, webgpu, cuda) or auto */
+  ep?: ProviderChoice;
   spec: string;
   force?: string[];
   dryRun?: boolean;
@@ -19,7 +21,7 @@ export async function compute(opts: ComputeOptions): Promise<void> {
     force: opts.force?.includes('all') ? 'all' : opts.force,
     dryRun: opts.dryRun,
     kinds: opts.kinds,
-    session: { ep: opts.ep },
+    provider: opts.ep,
     reporter: terminalReporter(),
   });
 }

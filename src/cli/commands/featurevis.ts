@@ -1,15 +1,17 @@
 import path from 'node:path';
+import { loadClassifierOn } from '../provider.ts';
 import { neuronFileStem, parseNeuron } from '../../compute/featurevis/neuron-id.ts';
 import { renderNeurons } from '../../compute/featurevis/render.ts';
 import { toPng } from '../../compute/io/image.ts';
 import { writeDirAtomic } from '../../compute/io/write-dir.ts';
-import { loadClassifier } from '../../compute/model/classifier.ts';
 import { findLayer } from '../../compute/onnx/layers.ts';
 import { progress } from '../../compute/progress.ts';
-import type { SessionOptions } from '../../compute/runtime/session.ts';
+import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { parseInteger, parseNumber } from '../parse.ts';
 
-export interface FeaturevisOptions extends SessionOptions {
+export interface FeaturevisOptions {
+  /** execution provider (cpu, webgpu, cuda) or auto */
+  ep?: ProviderChoice;
   model: string;
   neuron: string[];
   size: string;
@@ -36,7 +38,7 @@ export async function featurevis(opts: FeaturevisOptions): Promise<void> {
   const size = parseInteger(opts.size, '--size', 8);
   const steps = parseInteger(opts.steps, '--steps', 1);
   const seed = parseInteger(opts.seed, '--seed');
-  const classifier = await loadClassifier(opts.model, opts);
+  const classifier = await loadClassifierOn(opts.model, opts.ep);
   for (const t of targets) findLayer(classifier.model.layers, t.layer);
   const bar = progress(steps, 'featurevis');
   const t0 = performance.now();

@@ -1,12 +1,14 @@
+import { loadClassifierOn } from '../provider.ts';
 import { readNpy, toFloat32, writeNpy } from '../../compute/io/npy.ts';
 import { loadImage } from '../../compute/io/image.ts';
 import { usesLabels } from '../../compute/autodiff/objectives.ts';
-import { loadClassifier } from '../../compute/model/classifier.ts';
 import { labelFromFilename } from '../../compute/model/classes.ts';
-import type { SessionOptions } from '../../compute/runtime/session.ts';
+import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { parseObjective } from '../parse.ts';
 
-export interface GradOptions extends SessionOptions {
+export interface GradOptions {
+  /** execution provider (cpu, webgpu, cuda) or auto */
+  ep?: ProviderChoice;
   model: string;
   input: string[];
   objective: string;
@@ -34,7 +36,7 @@ export async function loadPixels(files: readonly string[], dims: readonly [numbe
 
 export async function grad(opts: GradOptions): Promise<void> {
   if (!opts.out.endsWith('.npy')) throw new Error(`--out must name a .npy file, got '${opts.out}'`);
-  const classifier = await loadClassifier(opts.model, opts);
+  const classifier = await loadClassifierOn(opts.model, opts.ep);
   const { objective, labels: inline } = parseObjective(opts.objective, classifier.classes);
   const x = await loadPixels(opts.input, classifier.inputDims, classifier.preprocess);
   const per = classifier.inputDims.reduce((a, b) => a * b, 1);

@@ -1,14 +1,16 @@
-import { loadClassifier } from '../../compute/model/classifier.ts';
+import { loadClassifierOn } from '../provider.ts';
 import { PROBE_BATCH } from '../../compute/runtime/probe.ts';
-import type { SessionOptions } from '../../compute/runtime/session.ts';
+import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 
-export interface InspectOptions extends SessionOptions {
+export interface InspectOptions {
+  /** execution provider (cpu, webgpu, cuda) or auto */
+  ep?: ProviderChoice;
   json?: boolean;
 }
 
 /** The layer table: every node output a user may analyse, with its human name, op and output shape. */
 export async function inspect(modelPath: string, opts: InspectOptions): Promise<void> {
-  const classifier = await loadClassifier(modelPath, opts);
+  const classifier = await loadClassifierOn(modelPath, opts.ep);
   const { model, card } = classifier;
   const shape = (dims: number[]) => `[${dims.map((d, i) => (i === 0 && d === PROBE_BATCH ? 'N' : d)).join(',')}]`;
   if (opts.json) {

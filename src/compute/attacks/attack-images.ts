@@ -5,7 +5,8 @@ import { crossEntropy } from '../autodiff/objectives.ts';
 import type { Classifier } from '../model/classifier.ts';
 import { argmax, topK, type Prediction } from '../model/predictions.ts';
 import { l2PerImage, linfPerImage } from './perturbation-stats.ts';
-import { pgd, type LossGradient } from './pgd.ts';
+import { bytesPerImage, chooseBatch, deviceMemory } from '../runtime/memory.ts';
+import { devicePgd } from './device-pgd.ts';
 import { gridToFloat, quantizeInBall, quantizeInL2Ball } from './quantize.ts';
 
 export interface AttackOptions {
@@ -19,7 +20,10 @@ export interface AttackOptions {
   seed?: number;
   /** stop a batch once every image in it has succeeded (off by default so runs stay comparable) */
   earlyStop?: boolean;
-  batch?: number;
+  /** images per run; 'auto' (the default) fits it to the provider's free memory (runtime/memory.ts) */
+  batch?: number | 'auto';
+  /** told which batch 'auto' chose, and why */
+  onBatch?: (reason: string) => void;
 }
 
 export interface AttackInput {
@@ -77,12 +81,17 @@ export async function attackImages(
       throw new Error(`${input.name}: label ${input.label} is out of range: must be an integer in [0, ${k - 1}]`);
     }
   }
-  const batchSize = Math.max(1, Math.floor(opts.batch ?? 8));
+  let batchSize: number;
+  if (opts.batch === undefined || opts.batch === 'auto') {
+    const ep = model.session.ep ?? 'cpu';
+    // The CPU's throughput stops growing after a few images (npm run bench); a GPU's keeps growing to dozens.
+    const choice = chooseBatch(bytesPerImage(model.prepared), await deviceMemory(ep), { max: ep === 'cpu' ? 16 : 64 });
+    batchSize = choice.batch;
+    opts.onBatch?.(choice.reason);
+  } else {
+    batchSize = Math.max(1, Math.floor(opts.batch));
+  }
   const batches = Math.ceil(inputs.length / batchSize);
-  const lossGrad: LossGradient = async (x, labels) => {
-    const r = await model.gradient(x, crossEntropy(), labels);
-    return { loss: r.objective as Float32Array, grad: r.grad as Float32Array, logits: r.logits as Float32Array };
-  };
   const results: AttackResult[] = [];
   for (let bi = 0; bi < batches; bi++) {
     const chunk = inputs.slice(bi * batchSize, (bi + 1) * batchSize);
@@ -95,15 +104,16 @@ export async function attackImages(
     const lossLabels = opts.target === undefined ? labels : new Int32Array(n).fill(opts.target);
     const succeeded = (logits: ArrayLike<number>, i: number) =>
       opts.target === undefined ? argmax(logits, i, k) !== cleanTop1[i] : argmax(logits, i, k) === opts.target;
-    const run = await pgd(lossGrad, x, [n, c, h, w], lossLabels, {
+    const run = await devicePgd(model, x, [n, c, h, w], lossLabels, {
       norm: opts.norm,
       eps: opts.eps,
       alpha: opts.alpha,
       steps: opts.steps,
       targeted: opts.target !== undefined,
       randomStart: opts.randomStart,
-      // Each batch draws its own random start, so the same spec gives the same images whatever else runs.
-      seed: opts.seed === undefined ? undefined : opts.seed + bi,
+      // Each image draws its own random start, so the result does not depend on the batch size.
+      seed: opts.seed,
+      firstImage: bi * batchSize,
       earlyStop: opts.earlyStop ? succeeded : undefined,
       onStep: (step) => onProgress?.({ batch: bi + 1, batches, step, steps: opts.steps, images: n }),
     });

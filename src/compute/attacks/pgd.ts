@@ -22,6 +22,11 @@ export interface PgdOptions {
   /** start from a uniform point of the L∞ ball / a uniform point of the L2 ball (seeded) */
   randomStart?: boolean;
   seed?: number;
+  /**
+   * Index of the batch's first image in the whole run: image i's random start is drawn from its own stream
+   * (seed, firstImage + i), so it does not depend on how the run was cut into batches.
+   */
+  firstImage?: number;
   /** per-image success test on the logits at the current x; stop once every image passes (off when undefined) */
   earlyStop?: (logits: ArrayLike<number>, image: number) => boolean;
   onStep?: (step: number, loss: ArrayLike<number>) => void;
@@ -47,7 +52,7 @@ export async function pgd(
 ): Promise<PgdResult> {
   const [n, c, h, w] = dims;
   const per = c * h * w;
-  validate(x0, dims, labels, opts);
+  validatePgd(x0, dims, labels, opts);
   const x = Float32Array.from(x0);
   if (opts.randomStart && opts.eps > 0) randomStart(x, x0, n, per, opts);
   const sign = opts.targeted ? -1 : 1;
@@ -101,14 +106,15 @@ function projectL2(x: Float32Array, x0: Float32Array, start: number, len: number
   for (let k = start; k < start + len; k++) x[k] = Math.min(1, Math.max(0, x0[k] + (x[k] - x0[k]) * f));
 }
 
-function randomStart(x: Float32Array, x0: Float32Array, n: number, per: number, opts: PgdOptions): void {
-  const rng = createRng(opts.seed ?? 0).fork('pgd-random-start');
-  if (opts.norm === 'linf') {
-    for (let k = 0; k < x.length; k++) x[k] = Math.min(1, Math.max(0, x0[k] + (2 * rng.uniform() - 1) * opts.eps));
-    return;
-  }
-  // Uniform in the L2 ball: a Gaussian direction and radius eps·u^(1/d).
+export function randomStart(x: Float32Array, x0: Float32Array, n: number, per: number, opts: Pick<PgdOptions, 'norm' | 'eps' | 'seed' | 'firstImage'>): void {
+  const root = createRng(opts.seed ?? 0).fork('pgd-random-start');
   for (let i = 0; i < n; i++) {
+    const rng = root.fork(`image:${(opts.firstImage ?? 0) + i}`);
+    if (opts.norm === 'linf') {
+      for (let k = i * per; k < (i + 1) * per; k++) x[k] = Math.min(1, Math.max(0, x0[k] + (2 * rng.uniform() - 1) * opts.eps));
+      continue;
+    }
+    // Uniform in the L2 ball: a Gaussian direction and radius eps·u^(1/d).
     const dir = Float64Array.from({ length: per }, () => rng.normal());
     const norm = Math.sqrt(sumSquares(dir, 0, per));
     const radius = opts.eps * Math.pow(rng.uniform(), 1 / per);
@@ -116,7 +122,7 @@ function randomStart(x: Float32Array, x0: Float32Array, n: number, per: number, 
   }
 }
 
-function validate(x0: Float32Array, dims: readonly number[], labels: Int32Array, opts: PgdOptions): void {
+export function validatePgd(x0: Float32Array, dims: readonly number[], labels: Int32Array, opts: PgdOptions): void {
   const [n, c, h, w] = dims;
   if (dims.length !== 4 || dims.some((d) => !Number.isInteger(d) || d <= 0)) throw new Error(`pgd: dims must be [N,C,H,W] positive integers, got [${dims}]`);
   if (x0.length !== n * c * h * w) throw new Error(`pgd: x has ${x0.length} values but dims [${dims}] need ${n * c * h * w}`);

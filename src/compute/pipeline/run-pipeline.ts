@@ -7,7 +7,9 @@ import { computeCodeVersion, hashFile, hashJson, sha256 } from '../cache/hash.ts
 import { CacheStore, type CacheEntry } from '../cache/store.ts';
 import { loadClassifier, type Classifier } from '../model/classifier.ts';
 import { loadModelCard } from '../model/model-card.ts';
-import type { SessionOptions } from '../runtime/session.ts';
+import { chooseProvider, placementNotice } from '../model/provider-choice.ts';
+import { PROVIDER_CHOICES, type ProviderChoice } from '../runtime/execution-provider.ts';
+import type { ExecutionProvider, SessionOptions } from '../runtime/session.ts';
 import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
 import { loadSpec, resolveDataDir, type ExperimentSpec } from './spec.ts';
 import type { Step } from './step.ts';
@@ -29,6 +31,8 @@ export interface PipelineOptions {
   /** run only the steps of these kinds (and the steps they depend on) */
   kinds?: readonly string[];
   session?: SessionOptions;
+  /** execution provider: cpu (default), webgpu, cuda or auto; default ATLAS_EP, else cpu */
+  provider?: ProviderChoice;
   reporter?: PipelineReporter;
 }
 
@@ -73,12 +77,18 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const modelFile = await ensureModel(spec, dataDir, (l) => reporter.log?.(l));
   const card = await loadModelCard(modelFile);
   const cardText = await readFile(card.cardPath, 'utf8');
+  const session = { ...opts.session, ep: await resolvePipelineProvider(opts, (ep) => loadClassifier(modelFile, { ...opts.session, ep }), reporter) };
   let classifier: Promise<Classifier> | undefined;
   const folders = new Map<string, Promise<LabelledImage[]>>();
   const env = {
     spec,
-    classifier: () => (classifier ??= loadClassifier(modelFile, opts.session)),
-    model: { sha256: await hashFile(modelFile), card: sha256(cardText + JSON.stringify(card.classList)) },
+    classifier: () => (classifier ??= loadClassifier(modelFile, session).then(async (c) => {
+      const note = await placementNotice(c);
+      if (note) reporter.log?.(note);
+      return c;
+    })),
+    // The provider is part of every key: a GPU's float32 sums differ from the CPU's in the last bits.
+    model: { sha256: await hashFile(modelFile), card: sha256(cardText + JSON.stringify(card.classList)), ep: session.ep },
     classes: card.classList,
     images: Object.keys(spec.attacks).length > 0 ? await loadImageSet(spec.images.folder, spec.images.labels, dataDir) : [],
     imagesOf: (folder: string) => {
@@ -169,6 +179,18 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const result = { spec, steps: outcomes, seconds: (performance.now() - started) / 1000 };
   reporter.done?.(result);
   return result;
+}
+
+/** The provider this run computes on: the spec's steps run where the user asked, or on the CPU with a notice. */
+async function resolvePipelineProvider(opts: PipelineOptions, load: (ep: ExecutionProvider) => Promise<Classifier>, reporter: PipelineReporter): Promise<ExecutionProvider> {
+  const choice = opts.provider ?? process.env.ATLAS_EP ?? opts.session?.ep ?? 'cpu';
+  if (!PROVIDER_CHOICES.includes(choice as ProviderChoice)) {
+    throw new Error(`unknown execution provider '${choice}' (ATLAS_EP or --ep): use ${PROVIDER_CHOICES.join(', ')}`);
+  }
+  if (choice === 'cpu') return 'cpu';
+  const resolved = await chooseProvider(choice as ProviderChoice, load);
+  for (const line of resolved.notices) reporter.log?.(line);
+  return resolved.ep;
 }
 
 /** Leaf paths (two levels deep) where two input records differ: `params.eps`, `model`, `code`, `images`. */

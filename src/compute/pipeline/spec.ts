@@ -34,7 +34,8 @@ const AttackSpec = z.strictObject({
   random_start: z.boolean().default(false),
   /** at most this many images of the source classes (in file-name order) */
   max_images: z.number().int().positive().default(8),
-  batch: z.number().int().positive().default(8),
+  /** images per run; `auto` (the default) fits the batch to the execution provider's free memory */
+  batch: z.union([z.number().int().positive(), z.literal('auto')]).default('auto'),
 });
 
 export const ExperimentSpec = z.strictObject({

@@ -1,6 +1,7 @@
 // A program is the model compiled for one question: forward outputs, chosen activations and, when an objective is
 // given, d(objective)/d(pixels) — all from one onnxruntime session, in one run. Everything not needed for the
 // requested outputs is pruned, so a channel objective in layer3 never computes layer4.
+import { appendPgdUpdate, CLEAN, CLEAN_OUT, NEXT, type PgdUpdate } from '../attacks/pgd-graph.ts';
 import { backprop } from '../autodiff/backprop.ts';
 import { foldChannelScales } from '../autodiff/fold-channel-scales.ts';
 import { buildObjective, usesLabels, type Objective } from '../autodiff/objectives.ts';
@@ -18,6 +19,11 @@ export interface ProgramSpec {
   activations?: readonly string[];
   /** return the logits (default true unless an objective makes them unnecessary and `logits: false`) */
   logits?: boolean;
+  /**
+   * Also take one PGD step on the objective's gradient: input `clean` (x₀), outputs `next` and `clean_out` (x₀ again),
+   * so an attack loop can keep both on the device.
+   */
+  update?: PgdUpdate;
 }
 
 export interface PreparedModel {
@@ -47,7 +53,7 @@ export class Program {
   readonly session: ort.InferenceSession;
   readonly spec: ProgramSpec;
   private readonly model: PreparedModel;
-  private readonly outputs: { logits?: string; objective?: string; grad?: string; activations: [string, string][] };
+  readonly outputs: { logits?: string; objective?: string; grad?: string; next?: string; cleanOut?: string; activations: [string, string][] };
   readonly needsLabels: boolean;
   /** run-time objective inputs (`direction`/`map` terms): name → dims after the batch */
   readonly inputs: ReadonlyMap<string, number[]>;
@@ -63,7 +69,9 @@ export class Program {
 
   static async compile(model: PreparedModel, spec: ProgramSpec, opts: SessionOptions = {}): Promise<Program> {
     const { bytes, outputs, needsLabels, inputs } = buildProgramGraph(model, spec);
-    const session = await createSession(bytes, opts);
+    // The attack loop feeds these back in; everything else (loss, logits) is small and read on the host.
+    const deviceOutputs = spec.update ? [outputs.next!, outputs.cleanOut!] : [];
+    const session = await createSession(bytes, { ...opts, deviceOutputs });
     return new Program(session, model, spec, outputs, needsLabels, inputs);
   }
 
@@ -92,6 +100,7 @@ export class Program {
         ? new ort.Tensor('float64', Float64Array.from(data), [n, ...dims])
         : new ort.Tensor('float32', data instanceof Float32Array ? data : Float32Array.from(data), [n, ...dims]);
     }
+    if (this.spec.update) throw new Error('internal: a PGD-step program runs through runTensors (device-pgd.ts)');
     const out = await this.session.run(feeds);
     const data = (name: string | undefined) => (name ? (out[name].data as FloatArray) : undefined);
     const result: ProgramResult = {
@@ -104,6 +113,11 @@ export class Program {
       result.activations.set(layer, { data: out[tensor].data as FloatArray, dims: [...out[tensor].dims] });
     }
     return result;
+  }
+
+  /** One run on tensors that may live on the device (IO binding); the caller owns and disposes the results. */
+  runTensors(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    return this.session.run(feeds) as Promise<Record<string, ort.Tensor>>;
   }
 
   async release(): Promise<void> {
@@ -167,8 +181,25 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     outputs.objective = OBJECTIVE;
     forwardNodes = new Set(graph.nodes);
     const grad = backprop(graph, { wrt: PIXELS, seeds: built.seeds, dims, floatType: model.floatType });
-    graph.addOutput(grad);
-    outputs.grad = grad;
+    if (spec.update) {
+      const pixelsInput = graph.inputs.find((i) => i.name === PIXELS)!;
+      graph.reserve(CLEAN);
+      graph.inputs.push({ name: CLEAN, type: pixelsInput.type });
+      const b = new GraphBuilder(graph, model.floatType);
+      const next = appendPgdUpdate(b, PIXELS, CLEAN, grad, spec.update);
+      for (const [from, to] of [[next, NEXT], [CLEAN, CLEAN_OUT]] as const) {
+        graph.reserve(to);
+        graph.nodes.push({ name: graph.fresh(`pgd/${to}`), opType: 'Identity', input: [from], output: [to] });
+        graph.addOutput(to);
+      }
+      outputs.next = NEXT;
+      outputs.cleanOut = CLEAN_OUT;
+    } else {
+      graph.addOutput(grad);
+      outputs.grad = grad;
+    }
+  } else if (spec.update) {
+    throw new Error('a PGD step needs an objective to climb');
   }
   if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations or an objective');
   graph.prune();

@@ -8,16 +8,37 @@ export interface SessionOptions {
   ep?: ExecutionProvider;
   /** Threads for one op; onnxruntime's default (all cores) when omitted. */
   threads?: number;
+  /**
+   * Outputs to leave in device memory (IO binding) when the provider has any: a loop that feeds them back into the
+   * next run never copies them to the host. Ignored on the CPU provider, where host memory is the device's.
+   */
+  deviceOutputs?: readonly string[];
+}
+
+/** onnxruntime's name for a provider, as its node-placement log spells it. */
+export const ORT_PROVIDER_NAME: Record<ExecutionProvider, string> = {
+  cpu: 'CPUExecutionProvider',
+  webgpu: 'WebGpuExecutionProvider',
+  cuda: 'CUDAExecutionProvider',
+};
+
+export function sessionConfig(opts: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+  const ep = opts.ep ?? 'cpu';
+  const config: ort.InferenceSession.SessionOptions = {
+    executionProviders: [ep],
+    graphOptimizationLevel: 'all',
+    ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
+  };
+  if (ep !== 'cpu' && opts.deviceOutputs?.length) {
+    config.preferredOutputLocation = Object.fromEntries(opts.deviceOutputs.map((o) => [o, 'gpu-buffer' as const]));
+  }
+  return config;
 }
 
 export async function createSession(modelBytes: Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
   const ep = opts.ep ?? 'cpu';
   try {
-    return await ort.InferenceSession.create(modelBytes, {
-      executionProviders: [ep],
-      graphOptimizationLevel: 'all',
-      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-    });
+    return await ort.InferenceSession.create(modelBytes, sessionConfig(opts));
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new Error(`onnxruntime could not load the model on the '${ep}' execution provider: ${msg.split('\n')[0]}`);

@@ -18,7 +18,8 @@ export interface StepEnv {
   spec: ExperimentSpec;
   /** loaded only when some step has to compute */
   classifier: () => Promise<Classifier>;
-  model: { sha256: string; card: string };
+  /** what identifies the model in cache keys: file and card hashes, and the execution provider it runs on */
+  model: { sha256: string; card: string; ep: string };
   classes: readonly ImageNetClass[];
   images: readonly LabelledImage[];
   /** the images of another folder of the data directory (loaded once) */
@@ -55,7 +56,9 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
     const seed = createRng(env.spec.seed).fork(`attack:${id}`).uniformInt(0, 2 ** 31 - 1);
     const params = {
       norm: attack.norm, eps: attack.eps, alpha: attack.alpha, steps: attack.steps, target: target ?? null,
-      random_start: attack.random_start, seed, batch: attack.batch,
+      random_start: attack.random_start, seed,
+      // A CPU result does not depend on the batch (runtime/memory.ts), so only a batch the spec fixes is part of the key.
+      ...(attack.batch === 'auto' ? {} : { batch: attack.batch }),
     };
     const images = await Promise.all(chosen.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path), label: im.label })));
     steps.push({
@@ -65,12 +68,10 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
       async compute(ctx) {
         const classifier = await env.classifier();
         const inputs = await Promise.all(chosen.map(async (im) => ({ name: im.name, label: im.label, pixels: await loadImage(im.path, classifier.preprocess) })));
-        const batches = Math.ceil(inputs.length / attack.batch);
-        const total = Math.max(1, batches * attack.steps);
         const results = await attackImages(classifier, inputs, {
           norm: attack.norm, eps: attack.eps, alpha: attack.alpha, steps: attack.steps, target,
           randomStart: attack.random_start, seed, batch: attack.batch,
-        }, (p) => ctx.progress((p.batch - 1) * attack.steps + p.step, total, `batch ${p.batch}/${p.batches}, step ${p.step}/${p.steps}`));
+        }, (p) => ctx.progress((p.batch - 1) * p.steps + p.step, Math.max(1, p.batches * p.steps), `batch ${p.batch}/${p.batches} (${p.images} images), step ${p.step}/${p.steps}`));
         const report = await attackReport(results, classifier, attack.eps);
         const n = report.rows.length;
         const mean = (f: (r: (typeof report.rows)[number]) => number) => report.rows.reduce((a, r) => a + f(r), 0) / n;

@@ -1,0 +1,69 @@
+// PGD on the model's cross-entropy with the whole step inside one onnxruntime run (pgd-graph.ts): on a GPU provider
+// the adversarial batch and x₀ stay in device memory from the first step to the last (IO binding), and only the
+// per-image loss and logits — a few KB — come back each step, for the loss curve and early stopping. On the CPU the
+// same program runs with host tensors. pgd.ts is the reference it is tested against.
+import { crossEntropy } from '../autodiff/objectives.ts';
+import type { DifferentiableModel } from '../model/differentiable-model.ts';
+import { PIXELS } from '../onnx/normalize.ts';
+import { DType } from '../onnx/proto.ts';
+import { toHost } from '../runtime/host-copy.ts';
+import { ort } from '../runtime/session.ts';
+import { CLEAN } from './pgd-graph.ts';
+import { randomStart, validatePgd, type PgdOptions, type PgdResult } from './pgd.ts';
+
+export async function devicePgd(
+  model: DifferentiableModel,
+  x0: Float32Array,
+  dims: readonly [number, number, number, number],
+  labels: Int32Array,
+  opts: PgdOptions,
+): Promise<PgdResult> {
+  const [n, c, h, w] = dims;
+  validatePgd(x0, dims, labels, opts);
+  const ep = model.session.ep ?? 'cpu';
+  const program = await model.program({
+    objective: crossEntropy(),
+    update: { norm: opts.norm, eps: opts.eps, alpha: opts.alpha, targeted: opts.targeted },
+  });
+  const out = program.outputs;
+  const tensor = (data: Float32Array): ort.Tensor => model.prepared.floatType === DType.DOUBLE
+    ? new ort.Tensor('float64', Float64Array.from(data), [n, c, h, w])
+    : new ort.Tensor('float32', data, [n, c, h, w]);
+  const start = Float32Array.from(x0);
+  if (opts.randomStart && opts.eps > 0) randomStart(start, x0, n, c * h * w, opts);
+  const labelTensor = new ort.Tensor('int64', BigInt64Array.from(labels, (v) => BigInt(v)), [n]);
+  let x = tensor(start);
+  let clean = tensor(x0);
+  const lossCurve: Float32Array[] = [];
+  let steps = 0;
+  const release = (t: ort.Tensor) => {
+    if (t.location !== 'cpu') t.dispose();
+  };
+  try {
+    for (let t = 0; t < opts.steps; t++) {
+      const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, labels: labelTensor });
+      const loss = r[out.objective!].data as Float32Array | Float64Array;
+      const logits = r[out.logits!].data as Float32Array | Float64Array;
+      lossCurve.push(Float32Array.from(loss));
+      if (opts.earlyStop && Array.from({ length: n }, (_, i) => opts.earlyStop!(logits, i)).every(Boolean)) {
+        release(r[out.next!]);
+        release(r[out.cleanOut!]);
+        break;
+      }
+      release(x);
+      release(clean);
+      x = r[out.next!];
+      clean = r[out.cleanOut!];
+      steps++;
+      opts.onStep?.(steps, loss);
+    }
+    const adv = Float32Array.from(await toHost(x, ep));
+    // The loss and logits at the returned image, from the plain gradient program like every other evaluation.
+    const final = await model.gradient(adv, crossEntropy(), labels);
+    lossCurve.push(Float32Array.from(final.objective));
+    return { adv, steps, loss: Float32Array.from(final.objective), logits: Float32Array.from(final.logits), lossCurve };
+  } finally {
+    release(x);
+    release(clean);
+  }
+}

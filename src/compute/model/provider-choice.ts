@@ -1,0 +1,55 @@
+// Choosing an execution provider for one model: `auto` times a forward+backward of the model itself on each provider
+// that starts (the only honest measure of "fastest"), and whichever provider runs, the user learns which ops it
+// could not run on the device.
+import { crossEntropy } from '../autodiff/objectives.ts';
+import { resolveProvider, type ProviderChoice, type Resolved } from '../runtime/execution-provider.ts';
+import { describePlacement, nodePlacement } from '../runtime/placement.ts';
+import { buildProgramGraph } from '../runtime/program.ts';
+import type { ExecutionProvider } from '../runtime/session.ts';
+import type { Classifier } from './classifier.ts';
+
+const TRIAL_RUNS = 3;
+
+export async function chooseProvider(choice: ProviderChoice, load: (ep: ExecutionProvider) => Promise<Classifier>): Promise<Resolved> {
+  return resolveProvider(choice, async (ep, cpuGrad) => {
+    const classifier = await load(ep);
+    try {
+      const { ms, grad } = await timeGradient(classifier);
+      return { ep, ms, grad, gradError: cpuGrad ? relativeL2(grad, cpuGrad) : 0 };
+    } finally {
+      await classifier.model.release();
+    }
+  });
+}
+
+/** Median time of one forward+backward (cross-entropy, batch 1, after a warm-up run) and its input gradient. */
+export async function timeGradient(classifier: Classifier): Promise<{ ms: number; grad: Float32Array }> {
+  const [c, h, w] = classifier.inputDims;
+  const x = Float32Array.from({ length: c * h * w }, (_, i) => 0.5 + 0.4 * Math.sin(i * 0.0137));
+  let r = await classifier.model.gradient(x, crossEntropy(), [0]); // warm-up: kernels compile on first use
+  const times: number[] = [];
+  for (let k = 0; k < TRIAL_RUNS; k++) {
+    const t = performance.now();
+    r = await classifier.model.gradient(x, crossEntropy(), [0]);
+    times.push(performance.now() - t);
+  }
+  return { ms: times.sort((a, b) => a - b)[TRIAL_RUNS >> 1], grad: Float32Array.from(r.grad) };
+}
+
+/** One line on how the model's attack gradient program is placed on its provider (nothing to say on the CPU). */
+export async function placementNotice(classifier: Classifier): Promise<string | undefined> {
+  const ep = classifier.model.session.ep ?? 'cpu';
+  if (ep === 'cpu') return undefined;
+  const { bytes } = buildProgramGraph(classifier.model.prepared, { objective: crossEntropy() });
+  return describePlacement(await nodePlacement(bytes, ep));
+}
+
+export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-300));
+}
