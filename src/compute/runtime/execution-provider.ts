@@ -117,14 +117,15 @@ export interface Resolved {
 export async function resolveProvider(
   choice: ProviderChoice,
   trial?: (ep: ExecutionProvider, cpuGrad?: Float32Array) => Promise<ProviderTrial & { grad: Float32Array }>,
+  probe: (ep: ExecutionProvider) => Promise<ProviderStatus> = probeProvider,
 ): Promise<Resolved> {
   if (choice === 'cpu') return { ep: 'cpu', notices: [] };
   if (choice !== 'auto') {
-    const s = await probeProvider(choice);
+    const s = await probe(choice);
     if (s.available) return { ep: choice, notices: [] };
     return { ep: 'cpu', notices: [`${choice} is not available here (${s.reason}); running on the CPU`] };
   }
-  const statuses = await Promise.all((['cuda', 'webgpu'] as const).map(probeProvider));
+  const statuses = await Promise.all((['cuda', 'webgpu'] as const).map((ep) => probe(ep)));
   const usable = statuses.filter((s) => s.available).map((s) => s.ep);
   const missing = statuses.filter((s) => !s.available).map((s) => `${s.ep}: ${s.reason}`);
   if (usable.length === 0) return { ep: 'cpu', notices: [`auto: cpu (${missing.join('; ')})`] };

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
 import { sessionConfig, type ExecutionProvider } from './session.ts';
 
-const [modelPath, ep] = process.argv.slice(2);
-const session = await ort.InferenceSession.create(await readFile(modelPath), { ...sessionConfig({ ep: ep as ExecutionProvider }), logSeverityLevel: 0 });
+const [modelPath, ep, cpuNodes] = process.argv.slice(2);
+const config = sessionConfig({ ep: ep as ExecutionProvider, cpuNodes: cpuNodes ? cpuNodes.split('\n') : [] });
+const session = await ort.InferenceSession.create(await readFile(modelPath), { ...config, logSeverityLevel: 0 });
 await session.release();

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Graph } from '../onnx/graph.ts';
-import { ORT_PROVIDER_NAME, type ExecutionProvider } from './session.ts';
+import { ORT_PROVIDER_NAME, providerLimits, type ExecutionProvider } from './session.ts';
 
 export interface Placement {
   ep: ExecutionProvider;
@@ -45,8 +45,10 @@ export function parsePlacementLog(log: string, ep: ExecutionProvider): Placement
 
 /** The placement of a model's nodes on a provider (one extra session, in a child process). */
 export async function nodePlacement(modelBytes: Uint8Array, ep: ExecutionProvider): Promise<Placement> {
+  const nodes = Graph.decode(modelBytes).nodes;
   // onnxruntime logs no placement when the CPU is the only provider: everything runs there.
-  if (ep === 'cpu') return { ep, counts: { [ORT_PROVIDER_NAME.cpu]: Graph.decode(modelBytes).nodes.length }, unsupported: [], onCpu: [] };
+  if (ep === 'cpu') return { ep, counts: { [ORT_PROVIDER_NAME.cpu]: nodes.length }, unsupported: [], onCpu: [] };
+  const limits = providerLimits(nodes, ep);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'atlas-placement-'));
   try {
     const model = path.join(dir, 'model.onnx');
@@ -54,13 +56,15 @@ export async function nodePlacement(modelBytes: Uint8Array, ep: ExecutionProvide
     const worker = new URL('./placement-worker.ts', import.meta.url).pathname;
     let stderr: string;
     try {
-      ({ stderr } = await promisify(execFile)(process.execPath, [worker, model, ep], { maxBuffer: 256 << 20, env: { ...process.env, NODE_OPTIONS: '' } }));
+      ({ stderr } = await promisify(execFile)(process.execPath, [worker, model, ep, limits.map((n) => n.node).join('\n')], { maxBuffer: 256 << 20, env: { ...process.env, NODE_OPTIONS: '' } }));
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       const reason = (e.stderr ?? e.message).split('\n').find((l) => /Error|FAIL/.test(l)) ?? e.message;
       throw new Error(`could not place the model on ${ep}: ${reason.trim().slice(0, 300)}`);
     }
-    return parsePlacementLog(stderr, ep);
+    const placement = parsePlacementLog(stderr, ep);
+    placement.unsupported.push(...limits);
+    return placement;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -11,7 +11,7 @@ import { findLayer, type Layer } from '../onnx/layers.ts';
 import { PIXELS } from '../onnx/normalize.ts';
 import { DType, type NodeProto } from '../onnx/proto.ts';
 import type { TensorInfo } from './probe.ts';
-import { createSession, ort, type SessionOptions } from './session.ts';
+import { createSession, ort, providerLimits, type SessionOptions } from './session.ts';
 
 export interface ProgramSpec {
   objective?: Objective;
@@ -68,10 +68,11 @@ export class Program {
   }
 
   static async compile(model: PreparedModel, spec: ProgramSpec, opts: SessionOptions = {}): Promise<Program> {
-    const { bytes, outputs, needsLabels, inputs } = buildProgramGraph(model, spec);
+    const { bytes, outputs, needsLabels, inputs, nodes } = buildProgramGraph(model, spec);
+    const cpuNodes = providerLimits(nodes, opts.ep ?? 'cpu').map((n) => n.node);
     // The attack loop feeds these back in; everything else (loss, logits) is small and read on the host.
     const deviceOutputs = spec.update ? [outputs.next!, outputs.cleanOut!] : [];
-    const session = await createSession(bytes, { ...opts, deviceOutputs });
+    const session = await createSession(bytes, { ...opts, deviceOutputs, cpuNodes });
     return new Program(session, model, spec, outputs, needsLabels, inputs);
   }
 
@@ -205,5 +206,5 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
   graph.prune();
   if (forwardNodes) foldChannelScales(graph, model.floatType, forwardNodes);
   graph.prune();
-  return { bytes: graph.encode(), outputs, needsLabels: labelsCreated, inputs };
+  return { bytes: graph.encode(), outputs, needsLabels: labelsCreated, inputs, nodes: graph.nodes };
 }

@@ -1,5 +1,6 @@
 // One place that creates onnxruntime sessions, so the execution provider and thread settings are chosen once.
 import ort from 'onnxruntime-node';
+import type { NodeProto } from '../onnx/proto.ts';
 
 export type ExecutionProvider = 'cpu' | 'webgpu' | 'cuda';
 export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'webgpu', 'cuda'];
@@ -13,6 +14,8 @@ export interface SessionOptions {
    * next run never copies them to the host. Ignored on the CPU provider, where host memory is the device's.
    */
   deviceOutputs?: readonly string[];
+  /** nodes to keep on the CPU even though the provider claims them (see providerLimits) */
+  cpuNodes?: readonly string[];
 }
 
 /** onnxruntime's name for a provider, as its node-placement log spells it. */
@@ -25,7 +28,7 @@ export const ORT_PROVIDER_NAME: Record<ExecutionProvider, string> = {
 export function sessionConfig(opts: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   const ep = opts.ep ?? 'cpu';
   const config: ort.InferenceSession.SessionOptions = {
-    executionProviders: [ep],
+    executionProviders: [ep === 'webgpu' && opts.cpuNodes?.length ? { name: 'webgpu', forceCpuNodeNames: [...opts.cpuNodes] } : ep],
     graphOptimizationLevel: 'all',
     ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
   };
@@ -33,6 +36,16 @@ export function sessionConfig(opts: SessionOptions = {}): ort.InferenceSession.S
     config.preferredOutputLocation = Object.fromEntries(opts.deviceOutputs.map((o) => [o, 'gpu-buffer' as const]));
   }
   return config;
+}
+
+/**
+ * Nodes a provider accepts when the session is created but fails on when it runs, found by running our programs on
+ * it: onnxruntime 1.30's WebGPU MaxPool has no Indices output, which the MaxPool backward pass reads. They run on
+ * the CPU instead, and `atlas providers` names them with the ops the provider has no kernel for.
+ */
+export function providerLimits(nodes: readonly NodeProto[], ep: ExecutionProvider): { op: string; node: string }[] {
+  if (ep !== 'webgpu') return [];
+  return nodes.filter((n) => n.opType === 'MaxPool' && !!n.output?.[1]).map((n) => ({ op: 'MaxPool with Indices', node: n.name ?? '' }));
 }
 
 export async function createSession(modelBytes: Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
