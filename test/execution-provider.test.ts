@@ -214,11 +214,13 @@ for (const ep of GPU_PROVIDERS) {
       const [c, h, w] = cpu.inputDims;
       const x = pixels(n, c * h * w);
       const labels = Int32Array.from([3, 300]);
-      const program = await gpu.model.program({ objective: crossEntropy(), update: { norm: 'linf', eps: 4 / 255, alpha: 1 / 255, targeted: false } });
+      const program = await gpu.model.program({ objective: crossEntropy(), update: { norm: 'linf' } });
       const r = await program.runTensors({
         pixels: new ort.Tensor('float32', x, [n, c, h, w]),
         clean: new ort.Tensor('float32', x, [n, c, h, w]),
         labels: new ort.Tensor('int64', BigInt64Array.from([3n, 300n]), [n]),
+        pgd_eps: new ort.Tensor('float32', [4 / 255], []),
+        pgd_signed_alpha: new ort.Tensor('float32', [1 / 255], []),
       });
       expect(r.next.location).toBe('gpu-buffer');
       expect(r.clean_out.location).toBe('gpu-buffer');

@@ -8,7 +8,7 @@ import { PIXELS } from '../onnx/normalize.ts';
 import { DType } from '../onnx/proto.ts';
 import { toHost } from '../runtime/host-copy.ts';
 import { ort } from '../runtime/session.ts';
-import { CLEAN } from './pgd-graph.ts';
+import { CLEAN, EPS, SIGNED_ALPHA } from './pgd-graph.ts';
 import { randomStart, validatePgd, type PgdOptions, type PgdResult } from './pgd.ts';
 
 export async function devicePgd(
@@ -23,7 +23,7 @@ export async function devicePgd(
   const ep = model.session.ep ?? 'cpu';
   const program = await model.program({
     objective: crossEntropy(),
-    update: { norm: opts.norm, eps: opts.eps, alpha: opts.alpha, targeted: opts.targeted },
+    update: { norm: opts.norm },
   });
   const out = program.outputs;
   const tensor = (data: Float32Array): ort.Tensor => model.prepared.floatType === DType.DOUBLE
@@ -32,6 +32,8 @@ export async function devicePgd(
   const start = Float32Array.from(x0);
   if (opts.randomStart && opts.eps > 0) randomStart(start, x0, n, c * h * w, opts);
   const labelTensor = new ort.Tensor('int64', BigInt64Array.from(labels, (v) => BigInt(v)), [n]);
+  const scalar = (v: number) => (model.prepared.floatType === DType.DOUBLE ? new ort.Tensor('float64', [v], []) : new ort.Tensor('float32', [v], []));
+  const settings = { [EPS]: scalar(opts.eps), [SIGNED_ALPHA]: scalar((opts.targeted ? -1 : 1) * opts.alpha) };
   let x = tensor(start);
   let clean = tensor(x0);
   const lossCurve: Float32Array[] = [];
@@ -41,7 +43,7 @@ export async function devicePgd(
   };
   try {
     for (let t = 0; t < opts.steps; t++) {
-      const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, labels: labelTensor });
+      const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, labels: labelTensor, ...settings });
       const loss = r[out.objective!].data as Float32Array | Float64Array;
       const logits = r[out.logits!].data as Float32Array | Float64Array;
       lossCurve.push(Float32Array.from(loss));

@@ -1,7 +1,7 @@
 // A program is the model compiled for one question: forward outputs, chosen activations and, when an objective is
 // given, d(objective)/d(pixels) — all from one onnxruntime session, in one run. Everything not needed for the
 // requested outputs is pruned, so a channel objective in layer3 never computes layer4.
-import { appendPgdUpdate, CLEAN, CLEAN_OUT, NEXT, type PgdUpdate } from '../attacks/pgd-graph.ts';
+import { appendPgdUpdate, CLEAN, CLEAN_OUT, EPS, NEXT, SIGNED_ALPHA, type PgdUpdate } from '../attacks/pgd-graph.ts';
 import { backprop } from '../autodiff/backprop.ts';
 import { foldChannelScales } from '../autodiff/fold-channel-scales.ts';
 import { buildObjective, usesLabels, type Objective } from '../autodiff/objectives.ts';
@@ -186,8 +186,12 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
       const pixelsInput = graph.inputs.find((i) => i.name === PIXELS)!;
       graph.reserve(CLEAN);
       graph.inputs.push({ name: CLEAN, type: pixelsInput.type });
+      for (const scalar of [EPS, SIGNED_ALPHA]) {
+        graph.reserve(scalar);
+        graph.inputs.push({ name: scalar, type: { tensorType: { elemType: model.floatType, shape: { dim: [] } } } });
+      }
       const b = new GraphBuilder(graph, model.floatType);
-      const next = appendPgdUpdate(b, PIXELS, CLEAN, grad, spec.update);
+      const next = appendPgdUpdate(b, { pixels: PIXELS, clean: CLEAN, grad, eps: EPS, signedAlpha: SIGNED_ALPHA }, spec.update);
       for (const [from, to] of [[next, NEXT], [CLEAN, CLEAN_OUT]] as const) {
         graph.reserve(to);
         graph.nodes.push({ name: graph.fresh(`pgd/${to}`), opType: 'Identity', input: [from], output: [to] });
