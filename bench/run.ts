@@ -2,8 +2,10 @@
 // because CI machines vary; run this on the machine you want numbers for.
 //   npm run bench -- [--ep cpu|webgpu|cuda] [--models mobilenetv2,resnet50-random] [--repeats 3]
 //                    [--featurevis-steps 32] [--dist dist]
-// Three tables: the compute core (forward, PGD step), feature visualization (seconds per neuron, batch 1 vs 8,
-// scaled to Lucent's 512 steps from a shorter run), and the built article's first-load weight (when dist/ exists).
+//                    [--providers cpu|all|cpu,webgpu,cuda] [--provider-model resnet50-random] [--batches 1,8,64]
+// Four tables: the compute core (forward, PGD step), feature visualization (seconds per neuron, batch 1 vs 8,
+// scaled to Lucent's 512 steps from a shorter run), execution providers (PGD steps per second and feature
+// visualization per neuron at each batch; BENCHMARKS.md), and the built article's first-load weight.
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { crossEntropy } from '../src/compute/autodiff/objectives.ts';
 import { renderNeurons } from '../src/compute/featurevis/render.ts';
 import { pageWeight } from './page-weight.ts';
+import { benchProviders } from './providers.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import type { ExecutionProvider } from '../src/compute/runtime/session.ts';
 
@@ -20,6 +23,10 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'mobilenetv2,resnet50-random' },
     repeats: { type: 'string', default: '3' },
     'featurevis-steps': { type: 'string', default: '32' },
+    providers: { type: 'string', default: 'cpu' },
+    'provider-model': { type: 'string', default: 'resnet50-random' },
+    batches: { type: 'string', default: '1,8' },
+    'pgd-steps': { type: 'string', default: '3' },
     dist: { type: 'string', default: path.resolve(import.meta.dirname, '../dist') },
     'models-dir': { type: 'string', default: process.env.ATLAS_MODELS ?? path.resolve(import.meta.dirname, '../../shared/models') },
   },
@@ -84,6 +91,17 @@ for (const id of values.models!.split(',')) {
 }
 console.log(`\nFeature visualization, seconds per neuron for 512 steps (measured over ${fvSteps} steps, 8 neurons)\n`);
 console.log(table(['model', 'layer', 'batch 1 s/neuron', 'batch 8 s/neuron', 'speed-up'], fvRows));
+
+const providerRows = await benchProviders({
+  model: path.join(values['models-dir']!, `${values['provider-model']}.onnx`),
+  providers: values.providers === 'all' ? 'all' : (values.providers!.split(',') as ExecutionProvider[]),
+  batches: values.batches!.split(',').map(Number),
+  pgdSteps: Number(values['pgd-steps']),
+  featurevisSteps: fvSteps,
+  log: (line) => process.stderr.write(`${line}\n`),
+});
+console.log(`\nExecution providers on ${values['provider-model']} (PGD: ${values['pgd-steps']} steps in the graph, batch in device memory; feature visualization: 512 steps, scaled from ${fvSteps})\n`);
+console.log(table(['ep', 'batch', 'PGD images·steps/s', 'PGD steps/s', 'featurevis s/neuron'], providerRows));
 
 if (existsSync(path.join(values.dist!, 'index.html'))) {
   const w = await pageWeight(values.dist!, process.env.ATLAS_BASE ?? '/');
