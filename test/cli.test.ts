@@ -150,3 +150,26 @@ describe('atlas attack', () => {
     expect(await readdir(dir)).toEqual(['n02441942.jpg']);
   });
 });
+
+describe('atlas providers and --ep', () => {
+  it('lists every provider: the CPU timed on the model, the others timed or with the reason they cannot start', async () => {
+    const r = await atlas('providers', MODEL());
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n').filter((l) => !l.startsWith(' '));
+    expect(lines.map((l) => l.split(':')[0])).toEqual(['cpu', 'webgpu', 'cuda']);
+    expect(lines[0]).toMatch(/^cpu: forward\+backward \d+ ms at batch 1; batch \d+: \d+ MiB per image/);
+    for (const line of lines.slice(1)) expect(line).toMatch(/forward\+backward \d+ ms at batch 1, gradient vs CPU [\d.e+-]+|not available — ./);
+  });
+
+  it('an unavailable provider falls back to the CPU with one notice, and the attack still runs', async () => {
+    const probe = await atlas('providers');
+    const missing = ['cuda', 'webgpu'].find((ep) => probe.stdout.includes(`${ep}: not available`));
+    if (!missing) return console.log('every provider starts here: nothing falls back');
+    const out = await tmp();
+    const r = await atlas('attack', '--model', MODEL(), '--images', photo(PANDA), '--steps', '1', '--ep', missing, '--out', out);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`^atlas: ${missing} is not available here \\(.+\\); running on the CPU$`, 'm'));
+    expect(r.stderr).toMatch(/^atlas: batch \d+: \d+ MiB per image/m);
+    expect(JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8'))).toHaveLength(1);
+  });
+});
