@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../src/compute/onnx/graph.ts';
 import { runPipeline, type PipelineOptions } from '../src/compute/pipeline/run-pipeline.ts';
+import { probeProvider } from '../src/compute/runtime/execution-provider.ts';
 import { SPEC, testProject, type TestProject } from './helpers/project.ts';
 import { shared } from './helpers/shared.ts';
 
@@ -126,6 +127,25 @@ describe('build pipeline cache', () => {
     });
     const only = await run(p, { kinds: ['polysemantic'], dryRun: true });
     expect(only.steps.map((s) => s.id)).toEqual(['activations', 'polysemantic']);
+  });
+
+  it('computes on the provider asked for, keys the cache by it, and falls back to the CPU with a notice', async () => {
+    const p = await testProject();
+    const first = await run(p);
+    const keys = first.steps.map((s) => s.key);
+    expect(JSON.parse(await readFile(first.steps[0].entry!.file('results.json'), 'utf8')).params.batch).toBeUndefined();
+    const lines: string[] = [];
+    // A provider that cannot start computes on the CPU, so the CPU's entries are found; one that starts is a new key.
+    const status = await probeProvider('cuda');
+    const again = await run(p, { provider: 'cuda', reporter: { log: (l) => lines.push(l) } });
+    if (!status.available) {
+      expect(lines).toContain(`cuda is not available here (${status.reason}); running on the CPU`);
+      expect(statuses(again)).toEqual({ weasel_to_truck: 'cached', panda_untargeted: 'cached' });
+      expect(again.steps.map((s) => s.key)).toEqual(keys);
+    } else {
+      expect(again.steps.every((s, k) => s.key !== keys[k] && s.status === 'computed')).toBe(true);
+    }
+    await expect(run(p, { provider: 'tpu' as never })).rejects.toThrow("unknown execution provider 'tpu' (ATLAS_EP or --ep): use cpu, webgpu, cuda, auto");
   });
 
   it('says what is wrong with a spec, a missing model or an unknown class', async () => {
