@@ -16,8 +16,9 @@ export interface Classifier {
   preprocess: { resize: number; crop: number };
 }
 
-export async function loadClassifier(onnxPath: string, session: SessionOptions = {}): Promise<Classifier> {
-  const card = await loadModelCard(onnxPath);
+/** `cardPath`: a card other than the one beside the model (`mobilenetv2.json` for `mobilenetv2-12-int8.onnx`). */
+export async function loadClassifier(onnxPath: string, session: SessionOptions = {}, cardPath?: string): Promise<Classifier> {
+  const card = await loadModelCard(onnxPath, cardPath);
   let bytes: Uint8Array;
   try {
     bytes = await readFile(onnxPath);

@@ -1,6 +1,7 @@
 // Any ONNX image model made differentiable: lifted to a recent opset, given a [0,1]-pixels input, probed for shapes
 // and named layers once, then compiled into programs (forward, activations, input gradients) on demand.
 import { type Objective } from '../autodiff/objectives.ts';
+import { dequantizeGraph, isQuantized } from '../onnx/dequantize.ts';
 import { Graph } from '../onnx/graph.ts';
 import { layerInventory, type Layer } from '../onnx/layers.ts';
 import { PIXELS, prependNormalization, type Normalization } from '../onnx/normalize.ts';
@@ -35,6 +36,7 @@ export class DifferentiableModel {
 
   static async fromBytes(bytes: Uint8Array, input: ModelInput, session: SessionOptions = {}): Promise<DifferentiableModel> {
     const graph = Graph.decode(bytes);
+    if (isQuantized(graph)) dequantizeGraph(graph); // int8 models run as float graphs on the int8 grid (fake-quant)
     upgradeOpset(graph);
     prependNormalization(graph, input.name, input.normalization);
     const output = input.output ?? graph.outputs[0]?.name ?? '';

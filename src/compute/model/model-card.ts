@@ -34,8 +34,8 @@ export function cardPathFor(onnxPath: string): string {
   return onnxPath.replace(/\.onnx$/i, '') + '.json';
 }
 
-export async function loadModelCard(onnxPath: string): Promise<ModelCard> {
-  const cardPath = cardPathFor(onnxPath);
+/** The card beside `onnxPath`, or the one at `cardPath` (a model borrowing another's card: an int8 copy of it). */
+export async function loadModelCard(onnxPath: string, cardPath = cardPathFor(onnxPath)): Promise<ModelCard> {
   let text: string;
   try {
     text = await readFile(cardPath, 'utf8');

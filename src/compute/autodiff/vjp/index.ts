@@ -9,6 +9,7 @@ import { averagePool, globalAveragePool, maxPool } from './pool.ts';
 import { reduceMean, reduceSum } from './reduce.ts';
 import type { VjpRule } from './rule.ts';
 import { concat, reshapeBack, transpose } from './shape.ts';
+import { roundStraightThrough } from './straight-through.ts';
 
 export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   Add: add,
@@ -32,6 +33,7 @@ export const VJP_RULES: Readonly<Record<string, VjpRule>> = {
   ReduceSum: reduceSum,
   Relu: relu,
   Reshape: reshapeBack,
+  Round: roundStraightThrough, // straight-through estimator (BPDA): see straight-through.ts
   Sigmoid: sigmoid,
   Softmax: softmax,
   Squeeze: reshapeBack,
