@@ -2,7 +2,7 @@
 // survive interruption, never publish a damaged cache entry, and explain itself.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../src/compute/onnx/graph.ts';
@@ -146,6 +146,48 @@ describe('build pipeline cache', () => {
       expect(again.steps.every((s, k) => s.key !== keys[k] && s.status === 'computed')).toBe(true);
     }
     await expect(run(p, { provider: 'tpu' as never })).rejects.toThrow("unknown execution provider 'tpu' (ATLAS_EP or --ep): use cpu, webgpu, cuda, auto");
+  });
+
+  it('runs the same attacks on a compared model (int8 MobileNetV2) and sets the two side by side', async () => {
+    const spec = `${SPEC}layers: [features.17.conv.2]
+compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.onnx, card: models/mobilenetv2.json, layers: { features.17.conv.2: Conv_94 } }
+`;
+    const p = await testProject(spec);
+    await symlink(shared('models', 'mobilenetv2-12-int8.onnx'), path.join(p.data, 'models', 'mobilenetv2-12-int8.onnx'));
+    const first = await run(p);
+    expect(statuses(first)).toEqual({
+      weasel_to_truck: 'computed', panda_untargeted: 'computed', activations: 'computed',
+      neurons_weasel_to_truck: 'computed', neurons_panda_untargeted: 'computed', polysemantic: 'computed',
+      'int8/weasel_to_truck': 'computed', 'int8/panda_untargeted': 'computed', 'int8/activations': 'computed',
+      'int8/neurons_weasel_to_truck': 'computed', 'int8/neurons_panda_untargeted': 'computed', comparison: 'computed',
+    });
+    const read = async (id: string, file: string) => JSON.parse(await readFile(first.steps.find((s) => s.id === id)!.entry!.file(file), 'utf8'));
+    const comparison = await read('comparison', 'comparison.json');
+    expect(comparison.models).toEqual([{ id: 'main', label: 'mobilenetv2' }, { id: 'int8', label: 'MobileNetV2 int8' }]);
+    expect(comparison.rows).toHaveLength(4);
+    for (const row of comparison.rows) {
+      // Recomputed here from the attack's own results and the neuron step of the same model.
+      const prefix = row.model === 'main' ? '' : 'int8/';
+      const results = await read(`${prefix}${row.attack}`, 'results.json');
+      const rows = results.rows as { success: boolean; l2: number; linf: number; top5_before: { class: number; probability: number }[]; top5_after: { class: number; probability: number }[] }[];
+      expect(row.n).toBe(rows.length);
+      expect(row.success_rate).toBeCloseTo(rows.filter((r) => r.success).length / rows.length, 6);
+      expect(row.mean_linf).toBeCloseTo(rows.reduce((a, r) => a + r.linf, 0) / rows.length, 6);
+      expect(row.rms_levels).toBeCloseTo(rows.reduce((a, r) => a + (r.l2 / Math.sqrt(3 * 224 * 224)) * 255, 0) / rows.length, 5);
+      const drop = rows.map((r) => r.top5_before[0].probability - (r.top5_after.find((q) => q.class === r.top5_before[0].class)?.probability ?? 0));
+      expect(row.confidence_drop).toBeCloseTo(drop.reduce((a, b) => a + b, 0) / rows.length, 6);
+      const neurons = await read(`${prefix}neurons_${row.attack}`, 'neurons.json');
+      const layer = neurons.layers[row.model === 'main' ? 'features.17.conv.2' : 'Conv_94'].fragility;
+      expect(row.fragile['features.17.conv.2']).toEqual({ drops: layer.drops, spikes: layer.spikes, channels: 320 });
+    }
+    // Two different models: the int8 one's clean confidence is its own.
+    const [main, int8] = [await read('panda_untargeted', 'results.json'), await read('int8/panda_untargeted', 'results.json')];
+    expect(int8.rows[0].top5_before[0].probability).not.toBe(main.rows[0].top5_before[0].probability);
+    expect(int8.params).toEqual(main.params);
+    const second = await run(p);
+    expect(second.steps.every((s) => s.status === 'cached')).toBe(true);
+    await writeFile(p.spec, spec.replace('features.17.conv.2: Conv_94', 'features.14.conv.1: Conv_75'));
+    await expect(run(p)).rejects.toThrow("compare.layers: 'features.14.conv.1' not in the spec's layers (features.17.conv.2)");
   });
 
   it('says what is wrong with a spec, a missing model or an unknown class', async () => {

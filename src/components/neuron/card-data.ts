@@ -37,7 +37,8 @@ async function load(): Promise<CardSource> {
   const poly = byId.get('polysemantic');
   if (!poly) throw new Error('neuron cards need the polysemantic step: the spec must list layers');
   const fv = byId.get('featurevis')?.featurevis?.neurons ?? [];
-  const attacks = entries.filter((e) => e.data.kind === 'neurons').map((e) => {
+  // A compared model's steps (`<model id>/neurons_…`) name other layers: cards describe the main model.
+  const attacks = entries.filter((e) => e.data.kind === 'neurons' && !e.id.includes('/')).map((e) => {
     const attackId = e.id.replace(/^neurons_/, '');
     const summary = byId.get(attackId)?.summary;
     const sources = summary?.sources?.length ? summary.sources.join(', ') : 'any class';

@@ -15,6 +15,7 @@ import { loadSpec, resolveDataDir, type ExperimentSpec } from './spec.ts';
 import type { Step } from './step.ts';
 import { analysisSteps } from './steps/analysis.ts';
 import { attackSteps } from './steps/attack.ts';
+import { comparisonSteps, pixelsOf } from './steps/comparison.ts';
 import { featurevisSteps } from './steps/featurevis.ts';
 
 export interface PipelineOptions {
@@ -107,6 +108,15 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     keys.set(step.id, hashJson(step.inputs));
   }
   for (const step of await featurevisSteps({ ...env, reference })) {
+    steps.push(step);
+    keys.set(step.id, hashJson(step.inputs));
+  }
+  const compared = await comparisonSteps({
+    ...env, reference, dataDir, keyOf: (id) => keys.get(id)!, session,
+    main: { label: spec.model.label ?? card.id ?? path.basename(spec.model.file, '.onnx'), pixels: pixelsOf(card.input.shape) },
+    log: (l) => reporter.log?.(l),
+  });
+  for (const step of compared) {
     steps.push(step);
     keys.set(step.id, hashJson(step.inputs));
   }

@@ -38,17 +38,33 @@ const AttackSpec = z.strictObject({
   batch: z.union([z.number().int().positive(), z.literal('auto')]).default('auto'),
 });
 
+const ModelSource = z.strictObject({
+  /** path of the .onnx file in the data directory; its model card sits beside it */
+  file: z.string(),
+  /** how figures name it (default: its card's id) */
+  label: z.string().optional(),
+  /** where to download it from when it is missing (checked against sha256) */
+  url: z.url().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+});
+
+/**
+ * A second model attacked with the same attacks (e.g. an adversarially trained one): its steps are the main model's,
+ * ids prefixed `<id>/`, and a `comparison` step sets the two side by side.
+ */
+const CompareSpec = ModelSource.extend({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'use letters, digits, - and _'),
+  /** a model card to borrow when the file has none beside it (an int8 copy of a float model) */
+  card: z.string().optional(),
+  /** the main model's layer names → this model's, where they differ (identity otherwise) */
+  layers: z.record(z.string(), z.string()).default({}),
+});
+
 export const ExperimentSpec = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'use letters, digits, - and _'),
   /** every random choice of every step derives from this seed */
   seed: z.number().int().default(0),
-  model: z.strictObject({
-    /** path of the .onnx file in the data directory; its model card sits beside it */
-    file: z.string(),
-    /** where to download it from when it is missing (checked against sha256) */
-    url: z.url().optional(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-  }),
+  model: ModelSource,
   images: z.strictObject({
     /** an ImageNet-style folder in the data directory, with labels.json: [{file, index, wnid, name}] */
     folder: z.string(),
@@ -76,6 +92,7 @@ export const ExperimentSpec = z.strictObject({
     groups: z.record(z.string(), z.string().regex(/^n\d{8}$/)).default({}),
     batch: z.number().int().positive().default(16),
   }).prefault({}),
+  compare: CompareSpec.optional(),
   /** Lucent-style feature visualizations (defaults are Lucent's) */
   featurevis: z.strictObject({
     /** `<layer>:<channel>` each; rendered together, `batch` at a time */
@@ -89,6 +106,7 @@ export const ExperimentSpec = z.strictObject({
 
 export type ExperimentSpec = z.infer<typeof ExperimentSpec>;
 export type AttackSpec = z.infer<typeof AttackSpec>;
+export type CompareSpec = z.infer<typeof CompareSpec>;
 
 export async function loadSpec(specPath: string): Promise<ExperimentSpec> {
   let text: string;
