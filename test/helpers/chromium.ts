@@ -107,11 +107,14 @@ export async function recordPage(page: Page, origin: string): Promise<PageRecord
     if (res.status() >= 400) record.failedRequests.push(`${url}: HTTP ${res.status()}`);
     if (res.status() >= 300 && res.status() < 400) return; // redirects have no body
     pending.push((async () => {
-      const contentType = (await res.headerValue('content-type')) ?? '';
+      let contentType: string;
       let body: Buffer;
       try {
+        contentType = (await res.headerValue('content-type')) ?? '';
         body = await res.body();
       } catch (err) {
+        // A response still arriving when a test closes its page belongs to no test's measurement.
+        if (page.isClosed()) return;
         record.failedRequests.push(`${url}: body unreadable (${(err as Error).message})`);
         return;
       }

@@ -7,6 +7,7 @@ import type { DifferentiableModel } from '../model/differentiable-model.ts';
 import { PIXELS } from '../onnx/normalize.ts';
 import { DType } from '../onnx/proto.ts';
 import { toHost } from '../runtime/host-copy.ts';
+import { LABELS } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
 import { CLEAN, EPS, SIGNED_ALPHA } from './pgd-graph.ts';
 import { randomStart, validatePgd, type PgdOptions, type PgdResult } from './pgd.ts';
@@ -43,7 +44,7 @@ export async function devicePgd(
   };
   try {
     for (let t = 0; t < opts.steps; t++) {
-      const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, labels: labelTensor, ...settings });
+      const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, [LABELS]: labelTensor, ...settings });
       const loss = r[out.objective!].data as Float32Array | Float64Array;
       const logits = r[out.logits!].data as Float32Array | Float64Array;
       lossCurve.push(Float32Array.from(loss));

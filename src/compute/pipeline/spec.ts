@@ -102,6 +102,22 @@ export const ExperimentSpec = z.strictObject({
     batch: z.number().int().positive().default(8),
     param: z.enum(['fft', 'pixel']).default('fft'),
   }).optional(),
+}).superRefine((spec, ctx) => {
+  const compare = spec.compare;
+  if (!compare) return;
+  // `main` names the spec's own model in comparison.json; a compared model of that id would be indistinguishable.
+  if (compare.id === 'main') ctx.addIssue({ code: 'custom', path: ['compare', 'id'], message: "'main' names the spec's own model; choose another id (e.g. int8, robust)" });
+  for (const layer of Object.keys(compare.layers)) {
+    if (!spec.layers.includes(layer)) {
+      ctx.addIssue({ code: 'custom', path: ['compare', 'layers'], message: `'${layer}' not in the spec's layers (${spec.layers.join(', ') || 'none'}): map the main model's layer names to the compared model's` });
+    }
+  }
+  const targets = Object.values(compare.layers);
+  const twice = targets.find((t, k) => targets.indexOf(t) !== k);
+  if (twice !== undefined) ctx.addIssue({ code: 'custom', path: ['compare', 'layers'], message: `two layers map to '${twice}'` });
+  if (compare.label !== undefined && spec.model.label !== undefined && compare.label === spec.model.label) {
+    ctx.addIssue({ code: 'custom', path: ['compare', 'label'], message: `'${compare.label}' is also model.label; figures tell the two models apart by label` });
+  }
 });
 
 export type ExperimentSpec = z.infer<typeof ExperimentSpec>;

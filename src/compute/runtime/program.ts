@@ -46,7 +46,7 @@ export interface ProgramResult {
   activations: Map<string, { data: FloatArray; dims: number[] }>;
 }
 
-const LABELS = 'labels';
+export const LABELS = 'labels';
 const OBJECTIVE = 'objective';
 
 export class Program {
