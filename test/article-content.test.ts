@@ -37,6 +37,8 @@ describe('article index', () => {
   it('indexes the real article without errors', () => {
     const index = indexArticle('content/article.mdx', 'content/references.bib');
     expect(index.figures.size).toBeGreaterThanOrEqual(8);
+    // the two-model comparison (spec's compare:) is one of them, after the single-model figures
+    expect(index.figureList.find((f) => f.id === 'comparison')?.component).toBe('ModelComparison');
     expect(index.citations.get('sandler2018')).toBe(1);
   });
 });

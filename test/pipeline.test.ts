@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../src/compute/onnx/graph.ts';
 import { runPipeline, type PipelineOptions } from '../src/compute/pipeline/run-pipeline.ts';
@@ -174,11 +175,33 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
       expect(row.success_rate).toBeCloseTo(rows.filter((r) => r.success).length / rows.length, 6);
       expect(row.mean_linf).toBeCloseTo(rows.reduce((a, r) => a + r.linf, 0) / rows.length, 6);
       expect(row.rms_levels).toBeCloseTo(rows.reduce((a, r) => a + (r.l2 / Math.sqrt(3 * 224 * 224)) * 255, 0) / rows.length, 5);
-      const drop = rows.map((r) => r.top5_before[0].probability - (r.top5_after.find((q) => q.class === r.top5_before[0].class)?.probability ?? 0));
-      expect(row.confidence_drop).toBeCloseTo(drop.reduce((a, b) => a + b, 0) / rows.length, 6);
+      const before = rows.map((r) => r.top5_before[0].probability);
+      const after = rows.map((r) => r.top5_after.find((q) => q.class === r.top5_before[0].class)?.probability ?? 0);
+      const meanOf = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+      expect(row.clean_probability).toBeCloseTo(meanOf(before), 6);
+      expect(row.adversarial_probability).toBeCloseTo(meanOf(after), 6);
+      expect(row.confidence_drop).toBeCloseTo(meanOf(before.map((b, i) => b - after[i])), 6);
+      expect(row.mean_l2).toBeCloseTo(meanOf(rows.map((r) => r.l2)), 6);
+      // Pixels changed, from the saved PNGs: positions where some channel of the adversarial image differs.
+      const entry = first.steps.find((s) => s.id === `${prefix}${row.attack}`)!.entry!;
+      const changed = await Promise.all((results.rows as { images: { clean: string; adversarial: string } }[]).map(async (r) => {
+        const [c, a] = await Promise.all([r.images.clean, r.images.adversarial].map((f) => sharp(entry.file(f)).removeAlpha().raw().toBuffer()));
+        let k = 0;
+        for (let i = 0; i < c.length; i += 3) if (c[i] !== a[i] || c[i + 1] !== a[i + 1] || c[i + 2] !== a[i + 2]) k++;
+        return k / (c.length / 3);
+      }));
+      expect(row.changed_pixels).toBeCloseTo(meanOf(changed), 6);
+      expect(row.changed_pixels).toBeGreaterThan(0);
       const neurons = await read(`${prefix}neurons_${row.attack}`, 'neurons.json');
       const layer = neurons.layers[row.model === 'main' ? 'features.17.conv.2' : 'Conv_94'].fragility;
       expect(row.fragile['features.17.conv.2']).toEqual({ drops: layer.drops, spikes: layer.spikes, channels: 320 });
+    }
+    for (const m of ['main', 'int8']) {
+      const own = comparison.rows.filter((r: { model: string }) => r.model === m);
+      const n = own.reduce((a: number, r: { n: number }) => a + r.n, 0);
+      expect(comparison.summary[m].n).toBe(n);
+      expect(comparison.summary[m].success_rate).toBeCloseTo(own.reduce((a: number, r: { n: number; success_rate: number }) => a + r.n * r.success_rate, 0) / n, 6);
+      expect(comparison.summary[m].confidence_drop).toBeCloseTo(own.reduce((a: number, r: { n: number; confidence_drop: number }) => a + r.n * r.confidence_drop, 0) / n, 6);
     }
     // Two different models: the int8 one's clean confidence is its own.
     const [main, int8] = [await read('panda_untargeted', 'results.json'), await read('int8/panda_untargeted', 'results.json')];
@@ -201,5 +224,22 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
     await expect(run(noImages)).rejects.toThrow(/attack 'panda_untargeted': no images of tench/);
     const badEps = await testProject(SPEC.replace('eps: 4/255, alpha: 1/255, steps: 2 }\n', 'eps: four, alpha: 1/255, steps: 2 }\n'));
     await expect(run(badEps)).rejects.toThrow(/attacks\.weasel_to_truck\.eps: expected a number such as 4\/255/);
+  });
+
+  it('says what is wrong with a compare: block', async () => {
+    const compare = (block: string, layers = 'layers: [features.17.conv.2]\n') => testProject(`${SPEC}${layers}compare: ${block}\n`);
+    await expect(run(await compare('{ id: main, file: models/mobilenetv2.onnx }'))).rejects.toThrow(/compare\.id: 'main' names the spec's own model/);
+    await expect(run(await compare('{ id: int8/x, file: models/mobilenetv2.onnx }'))).rejects.toThrow(/compare\.id: use letters, digits, - and _/);
+    await expect(run(await compare('{ id: twin, file: models/mobilenetv2.onnx, layers: { features.14.conv.1: Conv_75 } }')))
+      .rejects.toThrow(/compare\.layers: 'features\.14\.conv\.1' not in the spec's layers \(features\.17\.conv\.2\)/);
+    await expect(run(await compare('{ id: twin, file: models/mobilenetv2.onnx, layers: { features.14.conv.1: Conv_94, features.17.conv.2: Conv_94 } }', 'layers: [features.14.conv.1, features.17.conv.2]\n')))
+      .rejects.toThrow(/compare\.layers: two layers map to 'Conv_94'/);
+    await expect(run(await compare('{ id: twin, file: models/mobilenetv2.onnx, lables: {} }'))).rejects.toThrow(/compare: .*lables/);
+    await expect(run(await compare('{ id: twin, file: models/missing.onnx }'))).rejects.toThrow(/model not found: .*missing\.onnx/);
+    // Its label must differ from the main model's (the card id, mobilenetv2, when model.label is absent).
+    await expect(run(await compare('{ id: twin, label: mobilenetv2, file: models/mobilenetv2.onnx }'))).rejects.toThrow(/compare: both models are labelled 'mobilenetv2'/);
+    // A layer the compared model does not have fails its activations step, which names the model.
+    const noLayer = await compare('{ id: twin, file: models/mobilenetv2.onnx, layers: { features.17.conv.2: Conv_94 } }');
+    await expect(run(noLayer)).rejects.toThrow(/step twin\/activations \(compared model models\/mobilenetv2\.onnx\): no layer named 'Conv_94'/);
   });
 });

@@ -1,4 +1,4 @@
-// `astro build` of a tiny site that uses the real integration (content loader, AttackFigure) against the test
+// `astro build` of a tiny site that uses the real integration (content loader, AttackFigure, ModelComparison) against the test
 // project's data: the page gets its attack figure with content-hashed images, and a prose-only edit rebuilds the
 // page without recomputing anything.
 import { execFile } from 'node:child_process';
@@ -27,7 +27,8 @@ async function writeSite(root: string, prose: string): Promise<void> {
   await writeFile(path.join(root, 'src', 'pages', 'index.astro'),
     `---\nimport { Content } from '../../content/article.mdx';\n---\n<html><body><Content /></body></html>\n`);
   await writeFile(path.join(root, 'content', 'article.mdx'),
-    `import AttackFigure from '../src/atlas/components/figures/AttackFigure.astro';\n\n${prose}\n\n<AttackFigure experiment="weasel_to_truck" />\n`);
+    `import AttackFigure from '../src/atlas/components/figures/AttackFigure.astro';\nimport ModelComparison from '../src/atlas/components/figures/ModelComparison.astro';\n\n` +
+    `${prose}\n\n<AttackFigure experiment="weasel_to_truck" />\n\n<ModelComparison />\n`);
 }
 
 async function build(root: string, env: Record<string, string>): Promise<string> {
@@ -46,6 +47,8 @@ describe('site build', () => {
     const html = await readFile(path.join(p.root, 'dist', 'index.html'), 'utf8');
     expect(html).toContain('First draft of the prose.');
     expect(html).toMatch(/weasel → trailer truck/);
+    // The spec has no compare: block, so the comparison figure is a notice (and the build does not fail).
+    expect(html).toMatch(/data-notice="model-comparison"[^>]*>\s*\(No model comparison: the experiment spec has no <code[^>]*>compare:<\/code> block/);
     const images = [...html.matchAll(/src="\/(_atlas\/[0-9a-f]{20}\.png)"/g)].map((m) => m[1]);
     expect(images).toHaveLength(3);
     for (const img of images) expect(existsSync(path.join(p.root, 'dist', img))).toBe(true);

@@ -191,6 +191,26 @@ describe('the built article in Chromium', () => {
     expect(figures.filter((f) => !f.svg && !f.img && f.rows === 0), 'figures with neither a visible, non-empty SVG, a visible loaded image nor laid-out rows').toEqual([]);
   });
 
+  it('sets the two models of the spec\'s compare: block side by side, one bar per model and attack in each panel', async () => {
+    const { page } = await openArticle();
+    const figure = page.locator('figure[data-figure="comparison"]');
+    expect(await figure.count(), 'the comparison figure (content/article.experiments.yaml has a compare: block)').toBe(1);
+    await figure.scrollIntoViewIfNeeded();
+    const shape = await figure.evaluate((f) => ({
+      legend: [...f.querySelectorAll('.legend span')].map((s) => (s.textContent ?? '').trim()),
+      panels: [...f.querySelectorAll('.comparison-panel svg')].map((svg) => svg.querySelectorAll('g[aria-label="bar"] rect').length),
+      caption: f.querySelector('figcaption')?.textContent ?? '',
+    }));
+    expect(shape.legend, 'one legend entry per model').toHaveLength(2);
+    // success, confidence drop, perturbation and one panel per analysed layer
+    expect(shape.panels.length).toBeGreaterThanOrEqual(4);
+    for (const bars of shape.panels) {
+      expect(bars, 'bars in a panel').toBeGreaterThan(0);
+      expect(bars % 2, 'bars come in pairs, one per model').toBe(0);
+    }
+    expect(shape.caption).toMatch(/n, the same for both models\): .*\d/);
+  });
+
   it('shows a fragile neuron\'s card on hover, and the next one\'s when the pointer moves on', async () => {
     const { page, rec } = await openArticle();
     const mark = marks(rec);
