@@ -1,13 +1,14 @@
 // The CLI's way to load a model on the provider the user asked for: notices (fallbacks, what `auto` picked, ops the
 // provider leaves to the CPU) go to stderr, one line each, so stdout stays machine-readable.
 import { loadClassifier, type Classifier } from '../compute/model/classifier.ts';
-import { chooseProvider, placementNotice } from '../compute/model/provider-choice.ts';
+import { chooseProvider, loadOncePerProvider, placementNotice } from '../compute/model/provider-choice.ts';
 import type { ProviderChoice } from '../compute/runtime/execution-provider.ts';
 
 export async function loadClassifierOn(model: string, choice: ProviderChoice = 'cpu'): Promise<Classifier> {
-  const resolved = await chooseProvider(choice, (ep) => loadClassifier(model, { ep }));
+  const load = loadOncePerProvider((ep) => loadClassifier(model, { ep }));
+  const resolved = await chooseProvider(choice, load);
   for (const line of resolved.notices) process.stderr.write(`atlas: ${line}\n`);
-  const classifier = await loadClassifier(model, { ep: resolved.ep });
+  const classifier = await load(resolved.ep);
   const note = await placementNotice(classifier);
   if (note) process.stderr.write(`atlas: ${note}\n`);
   return classifier;

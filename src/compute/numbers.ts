@@ -13,3 +13,15 @@ export function roundSignificant(x: number, digits = 7): number {
   if (!Number.isFinite(x) || x === 0) return x;
   return Number(x.toPrecision(digits));
 }
+
+/** Relative L2 error ‖a − b‖ / ‖b‖ (0 for two zero vectors, huge when only b is zero). */
+export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return num === 0 ? 0 : Math.sqrt(num / Math.max(den, Number.MIN_VALUE));
+}

@@ -1,5 +1,6 @@
 import { loadClassifier } from '../../compute/model/classifier.ts';
-import { placementNotice, relativeL2, timeGradient } from '../../compute/model/provider-choice.ts';
+import { placementNotice, timeGradient } from '../../compute/model/provider-choice.ts';
+import { relativeL2 } from '../../compute/numbers.ts';
 import { probeProvider } from '../../compute/runtime/execution-provider.ts';
 import { bytesPerImage, chooseBatch, deviceMemory } from '../../compute/runtime/memory.ts';
 import { EXECUTION_PROVIDERS } from '../../compute/runtime/session.ts';

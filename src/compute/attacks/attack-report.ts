@@ -74,3 +74,12 @@ function uniqueStems(names: readonly string[]): string[] {
     return k === 0 ? stem : `${stem}-${k}`;
   });
 }
+
+/**
+ * The adversarial image's probability for the clean top-1 class: 0 once that class leaves the saved top 5, so a
+ * confidence drop computed from it is overstated by at most the 5th probability. The ε figure and the model
+ * comparison both read confidence this way.
+ */
+export function cleanClassProbabilityAfter(row: { top5_before: readonly { class: number }[]; top5_after: readonly { class: number; probability: number }[] }): number {
+  return row.top5_after.find((p) => p.class === row.top5_before[0].class)?.probability ?? 0;
+}

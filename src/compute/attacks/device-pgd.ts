@@ -5,12 +5,11 @@
 import { crossEntropy } from '../autodiff/objectives.ts';
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
 import { PIXELS } from '../onnx/normalize.ts';
-import { DType } from '../onnx/proto.ts';
 import { toHost } from '../runtime/host-copy.ts';
-import { LABELS } from '../runtime/program.ts';
+import { floatTensor, labelTensor, LABELS } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
 import { CLEAN, EPS, SIGNED_ALPHA } from './pgd-graph.ts';
-import { randomStart, validatePgd, type PgdOptions, type PgdResult } from './pgd.ts';
+import { everyImageSucceeded, randomStart, validatePgd, type PgdOptions, type PgdResult } from './pgd.ts';
 
 export async function devicePgd(
   model: DifferentiableModel,
@@ -27,16 +26,16 @@ export async function devicePgd(
     update: { norm: opts.norm },
   });
   const out = program.outputs;
-  const tensor = (data: Float32Array): ort.Tensor => model.prepared.floatType === DType.DOUBLE
-    ? new ort.Tensor('float64', Float64Array.from(data), [n, c, h, w])
-    : new ort.Tensor('float32', data, [n, c, h, w]);
+  const { floatType } = model.prepared;
   const start = Float32Array.from(x0);
   if (opts.randomStart && opts.eps > 0) randomStart(start, x0, n, c * h * w, opts);
-  const labelTensor = new ort.Tensor('int64', BigInt64Array.from(labels, (v) => BigInt(v)), [n]);
-  const scalar = (v: number) => (model.prepared.floatType === DType.DOUBLE ? new ort.Tensor('float64', [v], []) : new ort.Tensor('float32', [v], []));
-  const settings = { [EPS]: scalar(opts.eps), [SIGNED_ALPHA]: scalar((opts.targeted ? -1 : 1) * opts.alpha) };
-  let x = tensor(start);
-  let clean = tensor(x0);
+  const fixed = {
+    [LABELS]: labelTensor(labels),
+    [EPS]: floatTensor(floatType, [opts.eps], []),
+    [SIGNED_ALPHA]: floatTensor(floatType, [(opts.targeted ? -1 : 1) * opts.alpha], []),
+  };
+  let x = floatTensor(floatType, start, [n, c, h, w]);
+  let clean = floatTensor(floatType, x0, [n, c, h, w]);
   const lossCurve: Float32Array[] = [];
   let steps = 0;
   const release = (t: ort.Tensor) => {
@@ -44,11 +43,11 @@ export async function devicePgd(
   };
   try {
     for (let t = 0; t < opts.steps; t++) {
-      const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, [LABELS]: labelTensor, ...settings });
+      const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, ...fixed });
       const loss = r[out.objective!].data as Float32Array | Float64Array;
       const logits = r[out.logits!].data as Float32Array | Float64Array;
       lossCurve.push(Float32Array.from(loss));
-      if (opts.earlyStop && Array.from({ length: n }, (_, i) => opts.earlyStop!(logits, i)).every(Boolean)) {
+      if (everyImageSucceeded(opts, logits, n)) {
         release(r[out.next!]);
         release(r[out.cleanOut!]);
         break;

@@ -61,7 +61,7 @@ export async function pgd(
   for (let t = 0; t < opts.steps; t++) {
     const r = await lossGrad(x, labels);
     lossCurve.push(Float32Array.from(r.loss));
-    if (opts.earlyStop && Array.from({ length: n }, (_, i) => opts.earlyStop!(r.logits, i)).every(Boolean)) break;
+    if (everyImageSucceeded(opts, r.logits, n)) break;
     if (opts.norm === 'linf') {
       for (let k = 0; k < x.length; k++) {
         const g = r.grad[k];
@@ -84,6 +84,11 @@ export async function pgd(
   const final = await lossGrad(x, labels);
   lossCurve.push(Float32Array.from(final.loss));
   return { adv: x, steps, loss: Float32Array.from(final.loss), logits: Float32Array.from(final.logits), lossCurve };
+}
+
+/** Early stopping: asked for, and every image of the batch passes the success test at the current logits. */
+export function everyImageSucceeded(opts: Pick<PgdOptions, 'earlyStop'>, logits: ArrayLike<number>, n: number): boolean {
+  return !!opts.earlyStop && Array.from({ length: n }, (_, i) => opts.earlyStop!(logits, i)).every(Boolean);
 }
 
 /** FGSM (Goodfellow et al. 2015): one L∞ step of size eps, no random start. */

@@ -2,6 +2,7 @@
 // that starts (the only honest measure of "fastest"), and whichever provider runs, the user learns which ops it
 // could not run on the device.
 import { crossEntropy } from '../autodiff/objectives.ts';
+import { relativeL2 } from '../numbers.ts';
 import { resolveProvider, type ProviderChoice, type Resolved } from '../runtime/execution-provider.ts';
 import { describePlacement, nodePlacement } from '../runtime/placement.ts';
 import { buildProgramGraph } from '../runtime/program.ts';
@@ -20,6 +21,19 @@ export async function chooseProvider(choice: ProviderChoice, load: (ep: Executio
       await classifier.model.release();
     }
   });
+}
+
+/**
+ * One load per provider: `auto`'s trial has already loaded (and probed) the model on the provider it picks, so the
+ * run reuses that classifier instead of loading it again (the trial released only its sessions).
+ */
+export function loadOncePerProvider(load: (ep: ExecutionProvider) => Promise<Classifier>): (ep: ExecutionProvider) => Promise<Classifier> {
+  const loaded = new Map<ExecutionProvider, Promise<Classifier>>();
+  return (ep) => {
+    let c = loaded.get(ep);
+    if (!c) loaded.set(ep, (c = load(ep)));
+    return c;
+  };
 }
 
 /** Median time of one forward+backward (cross-entropy, batch 1, after a warm-up run) and its input gradient. */
@@ -42,14 +56,4 @@ export async function placementNotice(classifier: Classifier): Promise<string | 
   if (ep === 'cpu') return undefined;
   const { bytes } = buildProgramGraph(classifier.model.prepared, { objective: crossEntropy() });
   return describePlacement(await nodePlacement(bytes, ep));
-}
-
-export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-300));
 }

@@ -7,7 +7,7 @@ import { computeCodeVersion, hashFile, hashJson, sha256 } from '../cache/hash.ts
 import { CacheStore, type CacheEntry } from '../cache/store.ts';
 import { loadClassifier, type Classifier } from '../model/classifier.ts';
 import { loadModelCard } from '../model/model-card.ts';
-import { chooseProvider, placementNotice } from '../model/provider-choice.ts';
+import { chooseProvider, loadOncePerProvider, placementNotice } from '../model/provider-choice.ts';
 import { PROVIDER_CHOICES, type ProviderChoice } from '../runtime/execution-provider.ts';
 import type { ExecutionProvider, SessionOptions } from '../runtime/session.ts';
 import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
@@ -78,12 +78,13 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const modelFile = await ensureModel(spec, dataDir, (l) => reporter.log?.(l));
   const card = await loadModelCard(modelFile);
   const cardText = await readFile(card.cardPath, 'utf8');
-  const session = { ...opts.session, ep: await resolvePipelineProvider(opts, (ep) => loadClassifier(modelFile, { ...opts.session, ep }), reporter) };
+  const load = loadOncePerProvider((ep) => loadClassifier(modelFile, { ...opts.session, ep }));
+  const session = { ...opts.session, ep: await resolvePipelineProvider(opts, load, reporter) };
   let classifier: Promise<Classifier> | undefined;
   const folders = new Map<string, Promise<LabelledImage[]>>();
   const env = {
     spec,
-    classifier: () => (classifier ??= loadClassifier(modelFile, session).then(async (c) => {
+    classifier: () => (classifier ??= load(session.ep).then(async (c) => {
       const note = await placementNotice(c);
       if (note) reporter.log?.(note);
       return c;

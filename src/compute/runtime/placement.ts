@@ -32,8 +32,8 @@ export function parsePlacementLog(log: string, ep: ExecutionProvider): Placement
       continue;
     }
     const node = /VerifyEachNodeIsAssignedToAnEp\]\s{3,}(\S+) \((.*)\)\s*$/.exec(line);
+    // Node lines follow the header of the provider they were placed on.
     if (node && current === ORT_PROVIDER_NAME.cpu) onCpu.push({ op: node[1], node: node[2] });
-    else if (!node) current = line.includes('VerifyEachNodeIsAssignedToAnEp') ? current : undefined;
     const missing = /kernel not found in registries for Op type: (\S+) node name: (.*?)\s*$/.exec(line);
     if (missing) unsupported.set(missing[2], { op: missing[1], node: missing[2] });
   }

@@ -83,25 +83,19 @@ export class Program {
     if (pixels.length === 0 || pixels.length % per !== 0) {
       throw new Error(`pixels has ${pixels.length} values, not a multiple of ${c}×${h}×${w}`);
     }
+    if (this.spec.update) throw new Error('internal: a PGD-step program runs through runTensors (device-pgd.ts)');
     const n = pixels.length / per;
-    const feeds: Record<string, ort.Tensor> = {
-      [PIXELS]: this.model.floatType === DType.DOUBLE
-        ? new ort.Tensor('float64', pixels instanceof Float64Array ? pixels : Float64Array.from(pixels), [n, c, h, w])
-        : new ort.Tensor('float32', pixels instanceof Float32Array ? pixels : Float32Array.from(pixels), [n, c, h, w]),
-    };
+    const feeds: Record<string, ort.Tensor> = { [PIXELS]: floatTensor(this.model.floatType, pixels, [n, c, h, w]) };
     if (this.needsLabels) {
       if (!labels || labels.length !== n) throw new Error(`this objective needs one label per image (${n}), got ${labels?.length ?? 0}`);
-      feeds[LABELS] = new ort.Tensor('int64', BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [n]);
+      feeds[LABELS] = labelTensor(labels);
     }
     for (const [name, dims] of this.inputs) {
       const data = extra[name];
       const per = dims.reduce((a, b) => a * b, 1);
       if (!data || data.length !== n * per) throw new Error(`objective input '${name}' needs ${n}×${dims.join('×')} values, got ${data?.length ?? 0}`);
-      feeds[name] = this.model.floatType === DType.DOUBLE
-        ? new ort.Tensor('float64', Float64Array.from(data), [n, ...dims])
-        : new ort.Tensor('float32', data instanceof Float32Array ? data : Float32Array.from(data), [n, ...dims]);
+      feeds[name] = floatTensor(this.model.floatType, data, [n, ...dims]);
     }
-    if (this.spec.update) throw new Error('internal: a PGD-step program runs through runTensors (device-pgd.ts)');
     const out = await this.session.run(feeds);
     const data = (name: string | undefined) => (name ? (out[name].data as FloatArray) : undefined);
     const result: ProgramResult = {
@@ -124,6 +118,18 @@ export class Program {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** A feed in the model's float type; the array itself when it already has that type (onnxruntime only reads it). */
+export function floatTensor(floatType: number, data: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
+  return floatType === DType.DOUBLE
+    ? new ort.Tensor('float64', data instanceof Float64Array ? data : Float64Array.from(data), dims)
+    : new ort.Tensor('float32', data instanceof Float32Array ? data : Float32Array.from(data), dims);
+}
+
+/** Class indices [N] as the int64 `labels` feed. */
+export function labelTensor(labels: ArrayLike<number>): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [labels.length]);
 }
 
 /** The augmented graph, exposed for tests and for `atlas` users who want to look at it in Netron. */

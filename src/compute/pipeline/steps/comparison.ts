@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { cleanClassProbabilityAfter } from '../../attacks/attack-report.ts';
 import { hashFile, hashJson, sha256 } from '../../cache/hash.ts';
 import { stableJson } from '../../cache/stable-json.ts';
 import { loadClassifier, type Classifier } from '../../model/classifier.ts';
@@ -85,10 +86,8 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
           const perImage = results.rows as AttackRowRead[];
           const n = perImage.length;
           const mean = (values: readonly number[]) => values.reduce((a, v) => a + v, 0) / n;
-          // Probability of the clean top-1 class before and after (after: 0 once it leaves the adversarial top 5,
-          // as in the ε figure; the drop is then overstated by at most the 5th probability).
           const before = perImage.map((r) => r.top5_before[0].probability);
-          const after = perImage.map((r) => r.top5_after.find((p) => p.class === r.top5_before[0].class)?.probability ?? 0);
+          const after = perImage.map(cleanClassProbabilityAfter);
           const changed = await Promise.all(perImage.map((r) => changedPixels(entry.file(r.images.clean), entry.file(r.images.adversarial))));
           const fragile: Record<string, { drops: number; spikes: number; channels: number }> = {};
           if (env.spec.layers.length) {
