@@ -1,8 +1,9 @@
 // The provider table of `npm run bench` (BENCHMARKS.md): PGD steps per second and feature-visualization seconds per
 // neuron on one model, per execution provider and batch size. PGD runs the pipeline's own path (devicePgd: the step
-// inside the graph, the batch kept in device memory); feature visualization renders `batch` neurons together.
+// inside the graph, the batch kept in device memory); feature visualization likewise (deviceRenderNeurons: the whole
+// step in the graph, parameters and Adam state in device memory), `batch` neurons together.
 import { devicePgd } from '../src/compute/attacks/device-pgd.ts';
-import { renderNeurons } from '../src/compute/featurevis/render.ts';
+import { deviceRenderNeurons } from '../src/compute/featurevis/device-render.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import { probeProvider } from '../src/compute/runtime/execution-provider.ts';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../src/compute/runtime/session.ts';
@@ -40,9 +41,9 @@ export async function benchProviders(o: ProviderBenchOptions): Promise<string[][
         // devicePgd ends with one plain evaluation; count it as a step's worth of work
         const pgdSeconds = (performance.now() - t) / 1000 / (o.pgdSteps + 1);
         const targets = Array.from({ length: batch }, (_, k) => ({ layer: layer.name, channel: k % Math.max(1, layer.dims[1] ?? 1) }));
-        await renderNeurons(classifier.model, targets, { steps: 1 });
+        await deviceRenderNeurons(classifier.model, targets, { steps: 1 });
         t = performance.now();
-        await renderNeurons(classifier.model, targets, { steps: o.featurevisSteps });
+        await deviceRenderNeurons(classifier.model, targets, { steps: o.featurevisSteps });
         const perNeuron = ((performance.now() - t) / 1000 / batch) * (512 / o.featurevisSteps);
         rows.push([ep, String(batch), (batch / pgdSeconds).toFixed(2), (1 / pgdSeconds).toFixed(2), perNeuron.toFixed(1)]);
         o.log(`${ep} batch ${batch} done`);

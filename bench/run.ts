@@ -11,6 +11,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { crossEntropy } from '../src/compute/autodiff/objectives.ts';
+import { deviceRenderNeurons } from '../src/compute/featurevis/device-render.ts';
 import { renderNeurons } from '../src/compute/featurevis/render.ts';
 import { pageWeight } from './page-weight.ts';
 import { benchProviders } from './providers.ts';
@@ -69,28 +70,32 @@ function table(header: string[], body: string[][]): string {
 console.log(`\nCompute core on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'} (median of ${repeats}; PGD step = forward + input gradient)\n`);
 console.log(table(['model', 'ep', 'batch', 'forward ms/img', 'PGD step ms/img', 'step/forward'], rows));
 
-// Feature visualization: 8 neurons as one batch of 8 against 8 runs of one, Lucent's transforms and 128 px images.
+// Feature visualization: 8 neurons as one batch of 8 against 8 runs of one, Lucent's transforms and 128 px images,
+// for both loops: the host reference (render.ts) and the one-graph step the pipeline uses (device-render.ts).
 const fvSteps = Number(values['featurevis-steps']);
 const fvRows: string[][] = [];
+const loops = [['device (pipeline)', deviceRenderNeurons], ['host (reference)', renderNeurons]] as const;
 for (const id of values.models!.split(',')) {
   const classifier = await loadClassifier(path.join(values['models-dir']!, `${id}.onnx`), { ep });
   const layer = classifier.model.layers.at(-Math.min(8, classifier.model.layers.length))!;
   const targets = Array.from({ length: 8 }, (_, c) => ({ layer: layer.name, channel: c }));
-  await renderNeurons(classifier.model, targets.slice(0, 1), { steps: 2 }); // warm-up: sessions and arenas
-  await renderNeurons(classifier.model, targets, { steps: 2 });
-  let t = performance.now();
-  for (const target of targets) await renderNeurons(classifier.model, [target], { steps: fvSteps });
-  const single = (performance.now() - t) / 1000 / targets.length;
-  t = performance.now();
-  await renderNeurons(classifier.model, targets, { steps: fvSteps });
-  const batched = (performance.now() - t) / 1000 / targets.length;
-  const scale = 512 / fvSteps;
-  fvRows.push([id, layer.name, (single * scale).toFixed(1), (batched * scale).toFixed(1), (single / batched).toFixed(2)]);
-  process.stderr.write(`${id} featurevis done\n`);
+  for (const [loop, render] of loops) {
+    await render(classifier.model, targets.slice(0, 1), { steps: 2 }); // warm-up: sessions and arenas
+    await render(classifier.model, targets, { steps: 2 });
+    let t = performance.now();
+    for (const target of targets) await render(classifier.model, [target], { steps: fvSteps });
+    const single = (performance.now() - t) / 1000 / targets.length;
+    t = performance.now();
+    await render(classifier.model, targets, { steps: fvSteps });
+    const batched = (performance.now() - t) / 1000 / targets.length;
+    const scale = 512 / fvSteps;
+    fvRows.push([id, layer.name, loop, (single * scale).toFixed(1), (batched * scale).toFixed(1), (single / batched).toFixed(2)]);
+    process.stderr.write(`${id} featurevis (${loop}) done\n`);
+  }
   await classifier.model.release();
 }
 console.log(`\nFeature visualization, seconds per neuron for 512 steps (measured over ${fvSteps} steps, 8 neurons)\n`);
-console.log(table(['model', 'layer', 'batch 1 s/neuron', 'batch 8 s/neuron', 'speed-up'], fvRows));
+console.log(table(['model', 'layer', 'loop', 'batch 1 s/neuron', 'batch 8 s/neuron', 'speed-up'], fvRows));
 
 const providerRows = await benchProviders({
   model: path.join(values['models-dir']!, `${values['provider-model']}.onnx`),

@@ -7,8 +7,17 @@ import { toValidRgb } from '../src/compute/featurevis/param/color.ts';
 import { fftImage } from '../src/compute/featurevis/param/fft-image.ts';
 import type { ImageParam } from '../src/compute/featurevis/param/param.ts';
 import { pixelImage } from '../src/compute/featurevis/param/pixel-image.ts';
-import { applySamplings, jitter, pad, randomRotate, randomScale, resize, standardTransforms } from '../src/compute/featurevis/transform.ts';
+import { applySamplings, jitter, pad, randomRotate, randomScale, resize, samplingFeeds, stageInputs, standardTransforms } from '../src/compute/featurevis/transform.ts';
+import { Adam, ADAM_C2, ADAM_LR_C1 } from '../src/compute/featurevis/adam.ts';
+import { deviceRenderNeurons } from '../src/compute/featurevis/device-render.ts';
+import { drawSamplings, imageParam, renderNeurons, targetObjective } from '../src/compute/featurevis/render.ts';
+import { ADAM_M, ADAM_V, PARAMS, paramDims } from '../src/compute/featurevis/render-graph.ts';
+import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { createRng } from '../src/compute/random.ts';
+import { floatTensor } from '../src/compute/runtime/program.ts';
+import { ort } from '../src/compute/runtime/session.ts';
+import { relativeL2 } from './helpers/shared.ts';
+import { DOUBLE, head, named, tinyModel } from './helpers/tiny-net.ts';
 
 /** torch.fft.irfftn(X, s=(h,w), norm='ortho') / 4 written out directly, for one plane. */
 function directIrfft(x: Float32Array, base: number, h: number, w: number, wf: number, scale: (k: number, l: number) => number): Float64Array {
@@ -140,5 +149,83 @@ describe('transforms', () => {
     const lhs = out.reduce((a, y, i) => a + (y - zero[i]) * g[i], 0);
     const rhs = backward(g).reduce((a, v, i) => a + v * x[i], 0);
     expect(Math.abs(lhs - rhs)).toBeLessThan(1e-4 * Math.abs(lhs));
+  });
+});
+
+// The device loop (device-render.ts) runs the whole step as one graph: image parameterization, transforms, model,
+// gradient back to the parameters, Adam. On a float64 model it must reproduce the host loop's arithmetic: the first
+// step's Adam moment m = (1−β₁)·g exposes the gradient g the graph computed, to compare with render.ts's pieces.
+describe('feature visualization step as one graph', () => {
+  const DIMS: [number, number, number] = [3, 20, 20];
+  const tiny = (elem: number) => tinyModel(elem, DIMS, (n, x) => {
+    // elementwise ops and Gemm only: onnxruntime's CPU provider has no float64 Conv
+    const feat = named(n, 'feat', 'Add', [n.b.op('Mul', [x, n.weight('feat.weight', DIMS, 2)]), n.weight('feat.bias', DIMS, 0.5)]);
+    return head(n, named(n, 'act', 'Tanh', [feat]), 3 * 20 * 20);
+  });
+  const targets = [{ layer: 'act', channel: 1 }, { layer: 'act', channel: 2, y: 4, x: 7 }];
+
+  async function oneStep(model: DifferentiableModel, kind: 'fft' | 'pixel', size: number) {
+    const rng = createRng(5);
+    const param = imageParam({ param: kind }, targets.length, size, rng);
+    for (let i = 0; i < param.params.length; i++) param.params[i] += 0.3 * Math.sin(i * 0.37); // away from the initial point
+    const { objective, inputs } = targetObjective(model, targets, 0);
+    const samplings = drawSamplings(standardTransforms(), size, [DIMS[1], DIMS[2]], rng.fork('transforms'));
+    const { out, backward } = applySamplings(param.image(param.params), targets.length * 3, samplings);
+    const r = await model.objectiveGradient(out, objective, inputs);
+    const host = param.backward(backward(Float32Array.from(r.grad, (g) => -g)));
+    const spec = { param: kind, size, decorrelate: true, stages: samplings.length, batch: targets.length };
+    const program = await model.program({ objective, logits: false, render: spec });
+    const f = (data: ArrayLike<number>, dims: number[]) => floatTensor(model.prepared.floatType, data, dims);
+    const state = [targets.length, ...paramDims(spec)];
+    const feeds: Record<string, ort.Tensor> = {
+      [PARAMS]: f(param.params, state), [ADAM_M]: f(new Float32Array(param.params.length), state), [ADAM_V]: f(new Float32Array(param.params.length), state),
+      [ADAM_LR_C1]: f([0.05 / 0.1], []), [ADAM_C2]: f([0.001], []),
+    };
+    for (const [name, data] of Object.entries(inputs)) feeds[name] = f(data, [targets.length, ...program.inputs.get(name)!]);
+    samplings.forEach((s, k) => {
+      const sf = samplingFeeds(s);
+      const names = stageInputs(k);
+      Object.assign(feeds, {
+        [names.taps]: new ort.Tensor('int32', sf.taps, [sf.outArea, 4]), [names.weights]: f(sf.weights, [sf.outArea, 4]), [names.constant]: f(sf.constant, [sf.outArea]),
+        [names.backTaps]: new ort.Tensor('int32', sf.backTaps, [sf.inArea, sf.fanIn]), [names.backMask]: f(sf.backMask, [sf.inArea, sf.fanIn]),
+      });
+    });
+    const o = await program.runTensors(feeds);
+    const data = (name: string) => Array.from(o[name].data as Float32Array | Float64Array);
+    return { param, host, hostObjective: Array.from(r.objective), objective: data(program.outputs.objective!), m: data(program.outputs.render!.m), next: data(program.outputs.render!.params) };
+  }
+
+  for (const [kind, size] of [['fft', 16], ['fft', 15], ['pixel', 16]] as const) {
+    it(`computes the host loop's objective, gradient and Adam step (${kind} ${size}×${size}, float64 model)`, async () => {
+      const model = await DifferentiableModel.fromBytes(tiny(DOUBLE), { name: 'x', dims: DIMS });
+      try {
+        const s = await oneStep(model, kind, size);
+        expect(relativeL2(s.objective, s.hostObjective)).toBeLessThan(1e-6);
+        const g = s.m.map((m) => m / 0.1);
+        expect(relativeL2(g, Array.from(s.host))).toBeLessThan(1e-5);
+        // Adam's first step moves every parameter with a nonzero gradient by lr against its sign.
+        const adam = new Adam(s.param.params.length, 0.05);
+        const expected = Float32Array.from(s.param.params);
+        adam.step(expected, g);
+        expect(relativeL2(s.next.map((p, i) => p - s.param.params[i]), Array.from(expected, (p, i) => p - s.param.params[i]))).toBeLessThan(1e-5);
+      } finally {
+        await model.release();
+      }
+    });
+  }
+
+  it('renders on the device what the host loop renders (float64 model, 8 steps)', async () => {
+    const model = await DifferentiableModel.fromBytes(tiny(DOUBLE), { name: 'x', dims: DIMS });
+    try {
+      const opts = { size: 16, steps: 8, seed: 3 };
+      const [host, device] = [await renderNeurons(model, targets, opts), await deviceRenderNeurons(model, targets, opts)];
+      expect(device.curve).toHaveLength(8);
+      expect(relativeL2(device.curve.flat(), host.curve.flat())).toBeLessThan(1e-4);
+      expect(relativeL2(Array.from(device.images), Array.from(host.images))).toBeLessThan(1e-4);
+      // and it optimises: every image's objective rose
+      targets.forEach((_, i) => expect(device.curve[7][i]).toBeGreaterThan(device.curve[0][i]));
+    } finally {
+      await model.release();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { loadClassifierOn } from '../provider.ts';
 import { neuronFileStem, parseNeuron } from '../../compute/featurevis/neuron-id.ts';
-import { renderNeurons } from '../../compute/featurevis/render.ts';
+import { deviceRenderNeurons } from '../../compute/featurevis/device-render.ts';
 import { toPng } from '../../compute/io/image.ts';
 import { writeDirAtomic } from '../../compute/io/write-dir.ts';
 import { findLayer } from '../../compute/onnx/layers.ts';
@@ -42,7 +42,7 @@ export async function featurevis(opts: FeaturevisOptions): Promise<void> {
   for (const t of targets) findLayer(classifier.model.layers, t.layer);
   const bar = progress(steps, 'featurevis');
   const t0 = performance.now();
-  const result = await renderNeurons(classifier.model, targets, {
+  const result = await deviceRenderNeurons(classifier.model, targets, {
     size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, diversity: weight,
     onStep: (step, o) => bar.update(step, `objective ${Array.from(o, (v) => v.toFixed(2)).join(' ')}`),
   });

@@ -4,7 +4,7 @@
 import { GraphBuilder } from '../onnx/builder.ts';
 import type { Graph } from '../onnx/graph.ts';
 import type { NodeProto } from '../onnx/proto.ts';
-import { NON_DIFFERENTIABLE, VJP_RULES, type VjpContext } from './vjp/index.ts';
+import { NON_DIFFERENTIABLE, VJP_RULES, type VjpContext, type VjpRule } from './vjp/index.ts';
 
 export interface BackpropOptions {
   /** Tensor to differentiate with respect to (the pixels). */
@@ -14,6 +14,11 @@ export interface BackpropOptions {
   /** Static dims of every forward tensor (see runtime/probe.ts). */
   dims: (tensor: string) => number[];
   floatType: number;
+  /**
+   * Adjoints supplied by whoever emitted a node, by node name, for nodes the rule table cannot differentiate in
+   * general (feature visualization's transform gathers, whose transpose only the host knows).
+   */
+  adjoints?: ReadonlyMap<string, VjpRule>;
 }
 
 /** Appends backward nodes to `graph`; returns the name of d(objective)/d(wrt). */
@@ -50,7 +55,7 @@ export function backprop(graph: Graph, opts: BackpropOptions): string {
     if (!outputs.some((o) => active.has(o) && needed.has(o))) continue;
     const dOut = outputs.map((o) => (active.has(o) ? sum(o) : undefined));
     if (dOut.every((g) => g === undefined)) continue;
-    const rule = VJP_RULES[node.opType ?? ''];
+    const rule = opts.adjoints?.get(node.name ?? '') ?? VJP_RULES[node.opType ?? ''];
     if (!rule) throw unsupported(node);
     const inputs = node.input ?? [];
     const needs = inputs.map((i) => !!i && active.has(i) && needed.has(i));

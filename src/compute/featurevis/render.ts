@@ -1,16 +1,18 @@
-// Feature visualization's one loop (Lucent's render_vis): parameterized image → random transforms → model →
+// Feature visualization's loop (Lucent's render_vis) on the host: parameterized image → random transforms → model →
 // objective, then the gradient back through the network (ONNX graph), the transforms and the parameterization
-// (their exact adjoints), and an Adam step. Every default is Lucent's and every random draw is seeded.
+// (their exact adjoints, in float64), and an Adam step. Every default is Lucent's and every random draw is seeded.
+// This is the reference: device-render.ts runs the same step as one graph (what the pipeline and CLI use), and its
+// tests compare the two. The parts both loops share — targets, parameters, transform draws — live here.
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
 import { direction, diversity, map, scale, sum, type Objective } from '../autodiff/objectives.ts';
 import { findLayer } from '../onnx/layers.ts';
-import { createRng } from '../random.ts';
+import { createRng, type Rng } from '../random.ts';
 import { Adam } from './adam.ts';
 import { toValidRgb } from './param/color.ts';
 import { fftImage } from './param/fft-image.ts';
 import type { ImageParam } from './param/param.ts';
 import { pixelImage } from './param/pixel-image.ts';
-import { applySamplings, resize, standardTransforms, type Transform } from './transform.ts';
+import { applySamplings, resize, standardTransforms, type Sampling, type Transform } from './transform.ts';
 
 /** A neuron to visualise: a channel (spatial mean), or a channel at a position. */
 export interface NeuronTarget {
@@ -54,12 +56,7 @@ export async function renderNeurons(model: DifferentiableModel, targets: readonl
   if (batch === 0) throw new Error('featurevis: no neurons to render');
   const [channels, inH, inW] = model.inputDims;
   if (channels !== 3) throw new Error('featurevis renders RGB images: the model must take 3 channels');
-  const param: ImageParam = toValidRgb(
-    (opts.param ?? 'fft') === 'fft'
-      ? fftImage({ batch, channels: 3, h: size, w: size, rng: rng.fork('param') })
-      : pixelImage({ batch, channels: 3, h: size, w: size, rng: rng.fork('param') }),
-    opts.decorrelate ?? true,
-  );
+  const param = imageParam(opts, batch, size, rng);
   const { objective, inputs } = targetObjective(model, targets, opts.diversity ?? 0);
   const transforms = opts.transforms ?? standardTransforms();
   const draws = rng.fork('transforms');
@@ -67,15 +64,7 @@ export async function renderNeurons(model: DifferentiableModel, targets: readonl
   const curve: number[][] = [];
   for (let step = 1; step <= steps; step++) {
     const image = param.image(param.params);
-    // This step's random transforms, then (Lucent) a bilinear upsample when the image is smaller than the input.
-    const samplings = [];
-    let [h, w] = [size, size];
-    for (const t of transforms) {
-      const s = t(h, w, draws);
-      samplings.push(s);
-      [h, w] = [s.outH, s.outW];
-    }
-    if (h !== inH || w !== inW) samplings.push(resize(h, w, inH, inW));
+    const samplings = drawSamplings(transforms, size, [inH, inW], draws);
     const { out, backward } = applySamplings(image, batch * 3, samplings);
     const r = await model.objectiveGradient(out, objective, inputs);
     curve.push(Array.from(r.objective));
@@ -87,8 +76,34 @@ export async function renderNeurons(model: DifferentiableModel, targets: readonl
   return { images: param.image(param.params), size, curve };
 }
 
+/** The parameterization with its seeded initial values (the same draws for the host and the device loop). */
+export function imageParam(opts: Pick<RenderOptions, 'param' | 'decorrelate'>, batch: number, size: number, rng: Rng): ImageParam {
+  return toValidRgb(
+    (opts.param ?? 'fft') === 'fft'
+      ? fftImage({ batch, channels: 3, h: size, w: size, rng: rng.fork('param') })
+      : pixelImage({ batch, channels: 3, h: size, w: size, rng: rng.fork('param') }),
+    opts.decorrelate ?? true,
+  );
+}
+
+/**
+ * This step's random transforms, then (Lucent) a bilinear resize to the model's input — always present, so the
+ * device loop's graph has a fixed number of stages (a resize to the same size is the identity).
+ */
+export function drawSamplings(transforms: readonly Transform[], size: number, [inH, inW]: readonly [number, number], draws: Rng): Sampling[] {
+  const samplings: Sampling[] = [];
+  let [h, w] = [size, size];
+  for (const t of transforms) {
+    const s = t(h, w, draws);
+    samplings.push(s);
+    [h, w] = [s.outH, s.outW];
+  }
+  samplings.push(resize(h, w, inH, inW));
+  return samplings;
+}
+
 /** One objective for the whole batch: image i maximises its own target, fed as run-time weights per layer. */
-function targetObjective(model: DifferentiableModel, targets: readonly NeuronTarget[], diversityWeight: number): { objective: Objective; inputs: Record<string, Float32Array> } {
+export function targetObjective(model: DifferentiableModel, targets: readonly NeuronTarget[], diversityWeight: number): { objective: Objective; inputs: Record<string, Float32Array> } {
   const batch = targets.length;
   const layers = [...new Set(targets.map((t) => t.layer))];
   const parts: Objective[] = [];

@@ -2,6 +2,8 @@
 // and returns how output pixels sample input pixels. Every transform here is a fixed linear map per step — padding,
 // integer translation, bilinear scaling and rotation — so it is stored as up to four taps per output pixel, and its
 // exact adjoint scatters the gradient back through the same taps.
+import type { VjpRule } from '../autodiff/vjp/rule.ts';
+import type { ShapedBuilder } from '../onnx/shaped-builder.ts';
 import type { Rng } from '../random.ts';
 
 /** One step's spatial map from an [h,w] plane to an [outH,outW] plane (the same for every channel and image). */
@@ -167,4 +169,73 @@ function adjoint(g: Float32Array, planes: number, s: Sampling): Float32Array {
     }
   }
   return back;
+}
+
+/**
+ * A sampling as the feeds of one graph stage (samplingGraph): the forward taps, and their transpose for the adjoint —
+ * every input pixel's list of (output pixel, tap) positions, padded to the largest fan-in K with masked entries.
+ * The transpose is built here on the host because scattering with addition (ScatterElements reduction='add') needs
+ * opset 16, and models run at opset 13 (onnx/opset.ts); a gather through the transpose is the same sum.
+ */
+export interface SamplingFeeds {
+  /** [outArea,4] input pixel per tap (0 where there is none: its weight is 0) */
+  taps: Int32Array;
+  /** [outArea,4] */
+  weights: Float32Array;
+  /** [outArea] */
+  constant: Float32Array;
+  /** [inArea,K] position o·4+k of each tap that reads this input pixel */
+  backTaps: Int32Array;
+  /** [inArea,K] 1 for a real entry, 0 for padding */
+  backMask: Float32Array;
+  outArea: number;
+  inArea: number;
+  fanIn: number;
+}
+
+export function samplingFeeds(s: Sampling): SamplingFeeds {
+  const outArea = s.outH * s.outW;
+  const inArea = s.inH * s.inW;
+  const count = new Int32Array(inArea);
+  for (const i of s.index) if (i >= 0) count[i]++;
+  const fanIn = Math.max(1, ...count);
+  const backTaps = new Int32Array(inArea * fanIn);
+  const backMask = new Float32Array(inArea * fanIn);
+  count.fill(0);
+  s.index.forEach((i, pos) => {
+    if (i < 0) return;
+    backTaps[i * fanIn + count[i]] = pos;
+    backMask[i * fanIn + count[i]] = 1;
+    count[i]++;
+  });
+  return { taps: s.index.map((i) => Math.max(i, 0)), weights: s.weight, constant: s.constant, backTaps, backMask, outArea, inArea, fanIn };
+}
+
+/** Graph input names of stage k's feeds. */
+export const stageInputs = (k: number) => ({
+  taps: `featurevis/stage${k}/taps`,
+  weights: `featurevis/stage${k}/weights`,
+  constant: `featurevis/stage${k}/constant`,
+  backTaps: `featurevis/stage${k}/back_taps`,
+  backMask: `featurevis/stage${k}/back_mask`,
+});
+
+/**
+ * One sampling stage as ONNX nodes, x: [B,C,inArea] → [B,C,outArea]; the Gather's adjoint (which the autodiff has
+ * no general rule for) is registered in `adjoints` as a gather through the transposed taps.
+ */
+export function samplingGraph(g: ShapedBuilder, x: string, k: number, channels: number, adjoints: Map<string, VjpRule>): string {
+  const names = stageInputs(k);
+  const { b } = g;
+  const taps = g.op('Gather', [x, names.taps], [-1, channels, -1, 4], { axis: 2 });
+  const gather = b.emitted.at(-1)!;
+  adjoints.set(gather.name!, (_node, dOut, _needs, ctx) => {
+    const b = ctx.b;
+    const flat = b.op('Reshape', [dOut[0]!, b.int64Const('shape', [0, 0, -1])]);
+    const back = b.op('Mul', [b.op('Gather', [flat, names.backTaps], { axis: 2 }), names.backMask]);
+    return [b.reduceSum(back, [3], 0), undefined];
+  });
+  const weighted = g.op('Mul', [taps, names.weights], [-1, channels, -1, 4]);
+  const summed = g.op('ReduceSum', [weighted, b.int64Const('axes', [3])], [-1, channels, -1], { keepdims: 0 });
+  return g.op('Add', [summed, names.constant], [-1, channels, -1]);
 }

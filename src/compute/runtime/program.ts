@@ -4,6 +4,7 @@
 import { appendPgdUpdate, CLEAN, CLEAN_OUT, EPS, NEXT, SIGNED_ALPHA, type PgdUpdate } from '../attacks/pgd-graph.ts';
 import { backprop } from '../autodiff/backprop.ts';
 import { foldChannelScales } from '../autodiff/fold-channel-scales.ts';
+import { appendAdamStep, NEXT_M, NEXT_PARAMS, NEXT_V, PARAMS, prependImage, type RenderGraphSpec } from '../featurevis/render-graph.ts';
 import { buildObjective, usesLabels, type Objective } from '../autodiff/objectives.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { Graph } from '../onnx/graph.ts';
@@ -24,6 +25,12 @@ export interface ProgramSpec {
    * so an attack loop can keep both on the device.
    */
   update?: PgdUpdate;
+  /**
+   * Feature visualization: the pixels come from parameters through the image parameterization and this step's
+   * transforms (fed at run time), the gradient is taken with respect to the parameters, and an Adam step is appended
+   * (featurevis/render-graph.ts).
+   */
+  render?: RenderGraphSpec;
 }
 
 export interface PreparedModel {
@@ -53,7 +60,7 @@ export class Program {
   readonly session: ort.InferenceSession;
   readonly spec: ProgramSpec;
   private readonly model: PreparedModel;
-  readonly outputs: { logits?: string; objective?: string; grad?: string; next?: string; cleanOut?: string; activations: [string, string][] };
+  readonly outputs: { logits?: string; objective?: string; grad?: string; next?: string; cleanOut?: string; render?: { params: string; m: string; v: string }; activations: [string, string][] };
   readonly needsLabels: boolean;
   /** run-time objective inputs (`direction`/`map` terms): name → dims after the batch */
   readonly inputs: ReadonlyMap<string, number[]>;
@@ -71,7 +78,7 @@ export class Program {
     const { bytes, outputs, needsLabels, inputs, nodes } = buildProgramGraph(model, spec);
     const cpuNodes = providerLimits(nodes, opts.ep ?? 'cpu').map((n) => n.node);
     // The attack loop feeds these back in; everything else (loss, logits) is small and read on the host.
-    const deviceOutputs = spec.update ? [outputs.next!, outputs.cleanOut!] : [];
+    const deviceOutputs = spec.update ? [outputs.next!, outputs.cleanOut!] : spec.render ? Object.values(outputs.render!) : [];
     const session = await createSession(bytes, { ...opts, deviceOutputs, cpuNodes });
     return new Program(session, model, spec, outputs, needsLabels, inputs);
   }
@@ -83,7 +90,7 @@ export class Program {
     if (pixels.length === 0 || pixels.length % per !== 0) {
       throw new Error(`pixels has ${pixels.length} values, not a multiple of ${c}×${h}×${w}`);
     }
-    if (this.spec.update) throw new Error('internal: a PGD-step program runs through runTensors (device-pgd.ts)');
+    if (this.spec.update || this.spec.render) throw new Error('internal: a PGD or render step program runs through runTensors (device-pgd.ts, device-render.ts)');
     const n = pixels.length / per;
     const feeds: Record<string, ort.Tensor> = { [PIXELS]: floatTensor(this.model.floatType, pixels, [n, c, h, w]) };
     if (this.needsLabels) {
@@ -135,7 +142,11 @@ export function labelTensor(labels: ArrayLike<number>): ort.Tensor {
 /** The augmented graph, exposed for tests and for `atlas` users who want to look at it in Netron. */
 export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
   const graph = Graph.decode(model.bytes);
+  if (spec.render && (!spec.objective || spec.update)) throw new Error('a render step needs an objective and no PGD update');
+  const render = spec.render ? prependImage(graph, model.floatType, spec.render, model.inputDims) : undefined;
   const dims = (t: string): number[] => {
+    const own = render?.dims.get(t);
+    if (own) return own;
     const info = model.tensors.get(t);
     if (info) return info.dims;
     const init = graph.initializers.get(t);
@@ -187,8 +198,11 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     graph.addOutput(OBJECTIVE);
     outputs.objective = OBJECTIVE;
     forwardNodes = new Set(graph.nodes);
-    const grad = backprop(graph, { wrt: PIXELS, seeds: built.seeds, dims, floatType: model.floatType });
-    if (spec.update) {
+    const grad = backprop(graph, { wrt: render ? PARAMS : PIXELS, seeds: built.seeds, dims, floatType: model.floatType, adjoints: render?.adjoints });
+    if (spec.render) {
+      appendAdamStep(graph, model.floatType, spec.render, grad);
+      outputs.render = { params: NEXT_PARAMS, m: NEXT_M, v: NEXT_V };
+    } else if (spec.update) {
       const pixelsInput = graph.inputs.find((i) => i.name === PIXELS)!;
       graph.reserve(CLEAN);
       graph.inputs.push({ name: CLEAN, type: pixelsInput.type });

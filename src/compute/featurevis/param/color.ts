@@ -1,5 +1,6 @@
 // Lucent's `to_valid_rgb`: decorrelate colour with the square root of ImageNet's colour covariance (normalised by its
 // largest column norm), then squash into [0,1] with a sigmoid. Wraps any parameterization into one that yields RGB.
+import type { ShapedBuilder } from '../../onnx/shaped-builder.ts';
 import type { ImageParam } from './param.ts';
 
 const SVD_SQRT = [
@@ -54,4 +55,17 @@ export function toValidRgb(inner: ImageParam, decorrelate = true): ImageParam {
       return inner.backward(back);
     },
   };
+}
+
+/**
+ * to_valid_rgb as ONNX nodes on flattened planes, pixels: [B,3,h·w]: the colour matrix as a MatMul from the left
+ * (not a 1×1 Conv, which onnxruntime's CPU provider lacks for float64 models), then a sigmoid.
+ */
+export function toValidRgbGraph(g: ShapedBuilder, pixels: string, dims: readonly number[], decorrelate = true): string {
+  let x = pixels;
+  if (decorrelate) {
+    if (dims[1] !== 3) throw new Error('colour decorrelation needs 3 channels');
+    x = g.op('MatMul', [g.b.floatConst('color_correlation', [3, 3], COLOR_MATRIX.flat()), x], dims);
+  }
+  return g.op('Sigmoid', [x], dims);
 }

@@ -7,7 +7,7 @@ import { recordActivations } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
 import { stableJson } from '../../cache/stable-json.ts';
 import { neuronFileStem, parseChannel } from '../../featurevis/neuron-id.ts';
-import { renderNeurons } from '../../featurevis/render.ts';
+import { deviceRenderNeurons } from '../../featurevis/device-render.ts';
 import { highFrequencyFraction } from '../../featurevis/spectrum.ts';
 import { applySamplings, resize } from '../../featurevis/transform.ts';
 import { loadImage, toPng } from '../../io/image.ts';
@@ -48,7 +48,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         const t0 = performance.now();
         // Each batch's seed derives from the spec's seed and its first neuron, so adding a neuron never changes another batch.
         const seed = createRng(env.spec.seed).fork(`featurevis/${chunk.map(neuronFileStem).join(',')}`).uniformInt(0, 2 ** 31 - 1);
-        const r = await renderNeurons(classifier.model, chunk, {
+        const r = await deviceRenderNeurons(classifier.model, chunk, {
           size: fv.size, steps: fv.steps, seed, param: fv.param,
           onStep: (step) => ctx.progress(start * fv.steps + step * chunk.length, total, `${start + chunk.length}/${targets.length} neurons`),
         });

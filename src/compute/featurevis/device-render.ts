@@ -1,0 +1,72 @@
+// The render loop of render.ts with the whole step inside one onnxruntime run (render-graph.ts): on a GPU provider
+// the parameters and Adam's moments stay in device memory from the first step to the last (IO binding); each step
+// sends only its transforms' taps and two scalars, and only the objective per image — B numbers — comes back. On the
+// CPU the same program runs with host tensors. render.ts is the reference it is tested against; the pipeline and
+// `atlas featurevis` use this one.
+import type { DifferentiableModel } from '../model/differentiable-model.ts';
+import { toHost } from '../runtime/host-copy.ts';
+import { floatTensor } from '../runtime/program.ts';
+import { ort } from '../runtime/session.ts';
+import { createRng } from '../random.ts';
+import { ADAM_C2, ADAM_LR_C1 } from './adam.ts';
+import { drawSamplings, imageParam, targetObjective, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
+import { ADAM_M, ADAM_V, PARAMS, paramDims, type RenderGraphSpec } from './render-graph.ts';
+import { samplingFeeds, stageInputs, standardTransforms } from './transform.ts';
+
+export async function deviceRenderNeurons(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions = {}): Promise<RenderResult> {
+  const size = opts.size ?? 128;
+  const steps = opts.steps ?? 512;
+  const lr = opts.lr ?? 0.05;
+  const rng = createRng(opts.seed ?? 0);
+  const batch = targets.length;
+  if (batch === 0) throw new Error('featurevis: no neurons to render');
+  const [channels, inH, inW] = model.inputDims;
+  if (channels !== 3) throw new Error('featurevis renders RGB images: the model must take 3 channels');
+  const param = imageParam(opts, batch, size, rng);
+  const { objective, inputs } = targetObjective(model, targets, opts.diversity ?? 0);
+  const transforms = opts.transforms ?? standardTransforms();
+  const draws = rng.fork('transforms');
+  const spec: RenderGraphSpec = { param: opts.param ?? 'fft', size, decorrelate: opts.decorrelate ?? true, stages: transforms.length + 1, batch };
+  const program = await model.program({ objective, logits: false, render: spec });
+  const out = program.outputs;
+  const { floatType } = model.prepared;
+  const ep = model.session.ep ?? 'cpu';
+  const stateDims = [batch, ...paramDims(spec)];
+  const fixed: Record<string, ort.Tensor> = {};
+  for (const [name, data] of Object.entries(inputs)) fixed[name] = floatTensor(floatType, data, [batch, ...program.inputs.get(name)!]);
+  let params = floatTensor(floatType, param.params, stateDims);
+  let m = floatTensor(floatType, new Float32Array(param.params.length), stateDims);
+  let v = floatTensor(floatType, new Float32Array(param.params.length), stateDims);
+  const release = (t: ort.Tensor) => {
+    if (t.location !== 'cpu') t.dispose();
+  };
+  const curve: number[][] = [];
+  try {
+    for (let step = 1; step <= steps; step++) {
+      const feeds: Record<string, ort.Tensor> = { ...fixed, [PARAMS]: params, [ADAM_M]: m, [ADAM_V]: v };
+      feeds[ADAM_LR_C1] = floatTensor(floatType, [lr / (1 - 0.9 ** step)], []);
+      feeds[ADAM_C2] = floatTensor(floatType, [1 - 0.999 ** step], []);
+      drawSamplings(transforms, size, [inH, inW], draws).forEach((s, k) => {
+        const f = samplingFeeds(s);
+        const names = stageInputs(k);
+        feeds[names.taps] = new ort.Tensor('int32', f.taps, [f.outArea, 4]);
+        feeds[names.weights] = floatTensor(floatType, f.weights, [f.outArea, 4]);
+        feeds[names.constant] = floatTensor(floatType, f.constant, [f.outArea]);
+        feeds[names.backTaps] = new ort.Tensor('int32', f.backTaps, [f.inArea, f.fanIn]);
+        feeds[names.backMask] = floatTensor(floatType, f.backMask, [f.inArea, f.fanIn]);
+      });
+      const r = await program.runTensors(feeds);
+      const value = Array.from(r[out.objective!].data as Float32Array | Float64Array);
+      curve.push(value);
+      for (const t of [params, m, v]) release(t);
+      params = r[out.render!.params];
+      m = r[out.render!.m];
+      v = r[out.render!.v];
+      opts.onStep?.(step, Float64Array.from(value));
+    }
+    const final = Float32Array.from(await toHost(params, ep));
+    return { images: param.image(final), size, curve };
+  } finally {
+    for (const t of [params, m, v]) release(t);
+  }
+}
