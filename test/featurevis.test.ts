@@ -7,9 +7,9 @@ import { toValidRgb } from '../src/compute/featurevis/param/color.ts';
 import { fftImage } from '../src/compute/featurevis/param/fft-image.ts';
 import type { ImageParam } from '../src/compute/featurevis/param/param.ts';
 import { pixelImage } from '../src/compute/featurevis/param/pixel-image.ts';
-import { applySamplings, jitter, pad, randomRotate, randomScale, resize, samplingFeeds, stageInputs, standardTransforms } from '../src/compute/featurevis/transform.ts';
+import { applySamplings, jitter, pad, randomRotate, randomScale, resize, standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { Adam, ADAM_C2, ADAM_LR_C1 } from '../src/compute/featurevis/adam.ts';
-import { deviceRenderNeurons } from '../src/compute/featurevis/device-render.ts';
+import { deviceRenderNeurons, samplingTensors } from '../src/compute/featurevis/device-render.ts';
 import { drawSamplings, imageParam, renderNeurons, targetObjective } from '../src/compute/featurevis/render.ts';
 import { ADAM_M, ADAM_V, PARAMS, paramDims } from '../src/compute/featurevis/render-graph.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
@@ -182,14 +182,7 @@ describe('feature visualization step as one graph', () => {
       [ADAM_LR_C1]: f([0.05 / 0.1], []), [ADAM_C2]: f([0.001], []),
     };
     for (const [name, data] of Object.entries(inputs)) feeds[name] = f(data, [targets.length, ...program.inputs.get(name)!]);
-    samplings.forEach((s, k) => {
-      const sf = samplingFeeds(s);
-      const names = stageInputs(k);
-      Object.assign(feeds, {
-        [names.taps]: new ort.Tensor('int32', sf.taps, [sf.outArea, 4]), [names.weights]: f(sf.weights, [sf.outArea, 4]), [names.constant]: f(sf.constant, [sf.outArea]),
-        [names.backTaps]: new ort.Tensor('int32', sf.backTaps, [sf.inArea, sf.fanIn]), [names.backMask]: f(sf.backMask, [sf.inArea, sf.fanIn]),
-      });
-    });
+    Object.assign(feeds, samplingTensors(samplings, model.prepared.floatType));
     const o = await program.runTensors(feeds);
     const data = (name: string) => Array.from(o[name].data as Float32Array | Float64Array);
     return { param, host, hostObjective: Array.from(r.objective), objective: data(program.outputs.objective!), m: data(program.outputs.render!.m), next: data(program.outputs.render!.params) };

@@ -11,7 +11,7 @@ import { createRng } from '../random.ts';
 import { ADAM_C2, ADAM_LR_C1 } from './adam.ts';
 import { drawSamplings, imageParam, targetObjective, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
 import { ADAM_M, ADAM_V, PARAMS, paramDims, type RenderGraphSpec } from './render-graph.ts';
-import { samplingFeeds, stageInputs, standardTransforms } from './transform.ts';
+import { samplingFeeds, stageInputs, standardTransforms, type Sampling } from './transform.ts';
 
 export async function deviceRenderNeurons(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions = {}): Promise<RenderResult> {
   const size = opts.size ?? 128;
@@ -46,15 +46,7 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
       const feeds: Record<string, ort.Tensor> = { ...fixed, [PARAMS]: params, [ADAM_M]: m, [ADAM_V]: v };
       feeds[ADAM_LR_C1] = floatTensor(floatType, [lr / (1 - 0.9 ** step)], []);
       feeds[ADAM_C2] = floatTensor(floatType, [1 - 0.999 ** step], []);
-      drawSamplings(transforms, size, [inH, inW], draws).forEach((s, k) => {
-        const f = samplingFeeds(s);
-        const names = stageInputs(k);
-        feeds[names.taps] = new ort.Tensor('int32', f.taps, [f.outArea, 4]);
-        feeds[names.weights] = floatTensor(floatType, f.weights, [f.outArea, 4]);
-        feeds[names.constant] = floatTensor(floatType, f.constant, [f.outArea]);
-        feeds[names.backTaps] = new ort.Tensor('int32', f.backTaps, [f.inArea, f.fanIn]);
-        feeds[names.backMask] = floatTensor(floatType, f.backMask, [f.inArea, f.fanIn]);
-      });
+      Object.assign(feeds, samplingTensors(drawSamplings(transforms, size, [inH, inW], draws), floatType));
       const r = await program.runTensors(feeds);
       const value = Array.from(r[out.objective!].data as Float32Array | Float64Array);
       curve.push(value);
@@ -69,4 +61,19 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
   } finally {
     for (const t of [params, m, v]) release(t);
   }
+}
+
+/** One step's samplings as the feeds of the graph's stages. */
+export function samplingTensors(samplings: readonly Sampling[], floatType: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  samplings.forEach((s, k) => {
+    const f = samplingFeeds(s);
+    const names = stageInputs(k);
+    feeds[names.taps] = new ort.Tensor('int32', f.taps, [f.outArea, 4]);
+    feeds[names.weights] = floatTensor(floatType, f.weights, [f.outArea, 4]);
+    feeds[names.constant] = floatTensor(floatType, f.constant, [f.outArea]);
+    feeds[names.backTaps] = new ort.Tensor('int32', f.backTaps, [f.inArea, f.fanIn]);
+    feeds[names.backMask] = floatTensor(floatType, f.backMask, [f.inArea, f.fanIn]);
+  });
+  return feeds;
 }
