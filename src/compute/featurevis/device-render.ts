@@ -41,13 +41,17 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
     if (t.location !== 'cpu') t.dispose();
   };
   const curve: number[][] = [];
+  const drawStages = () => samplingTensors(drawSamplings(transforms, size, [inH, inW], draws), floatType);
+  let stages = drawStages();
   try {
     for (let step = 1; step <= steps; step++) {
-      const feeds: Record<string, ort.Tensor> = { ...fixed, [PARAMS]: params, [ADAM_M]: m, [ADAM_V]: v };
+      const feeds: Record<string, ort.Tensor> = { ...fixed, ...stages, [PARAMS]: params, [ADAM_M]: m, [ADAM_V]: v };
       feeds[ADAM_LR_C1] = floatTensor(floatType, [lr / (1 - 0.9 ** step)], []);
       feeds[ADAM_C2] = floatTensor(floatType, [1 - 0.999 ** step], []);
-      Object.assign(feeds, samplingTensors(drawSamplings(transforms, size, [inH, inW], draws), floatType));
-      const r = await program.runTensors(feeds);
+      const running = program.runTensors(feeds);
+      // The next step's transforms are drawn while onnxruntime runs this one (same draws, same order).
+      if (step < steps) stages = drawStages();
+      const r = await running;
       const value = Array.from(r[out.objective!].data as Float32Array | Float64Array);
       curve.push(value);
       for (const t of [params, m, v]) release(t);
