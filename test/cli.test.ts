@@ -151,6 +151,32 @@ describe('atlas attack', () => {
   });
 });
 
+describe('atlas featurevis', () => {
+  it('renders copies of neurons with diversity, and the same seed gives the same bytes', async () => {
+    const [a, b] = [await tmp(), await tmp()];
+    const args = ['featurevis', '--model', MODEL(), '--neuron', 'features.14.conv.1:37', 'features.17.conv.2:10:3:4', '--size', '48', '--steps', '4', '--copies', '2', '--diversity', '100', '--seed', '3'];
+    const r = await atlas(...args, '--out', a);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await readdir(a)).sort()).toEqual(['curve.json', 'featurevis.json', 'features.14.conv.1_37_copy0.png', 'features.14.conv.1_37_copy1.png', 'features.17.conv.2_10_3_4_copy0.png', 'features.17.conv.2_10_3_4_copy1.png'].sort());
+    const summary = JSON.parse(await readFile(path.join(a, 'featurevis.json'), 'utf8'));
+    expect(summary.neurons).toHaveLength(4);
+    const curve = JSON.parse(await readFile(path.join(a, 'curve.json'), 'utf8')) as number[][];
+    expect(curve).toHaveLength(4);
+    expect(curve.flat().every(Number.isFinite)).toBe(true);
+    // Copies of one neuron start from different parameters and are pushed apart: different images.
+    const copy = async (dir: string, k: number) => readFile(path.join(dir, `features.14.conv.1_37_copy${k}.png`));
+    expect((await copy(a, 0)).equals(await copy(a, 1))).toBe(false);
+    expect((await atlas(...args, '--out', b)).code).toBe(0);
+    for (const f of await readdir(a)) if (f.endsWith('.png')) expect((await readFile(path.join(b, f))).equals(await readFile(path.join(a, f))), f).toBe(true);
+  });
+
+  it('fails in one line on an unknown layer or an out-of-range channel', async () => {
+    const dir = await tmp();
+    expectOneLineError(await atlas('featurevis', '--model', MODEL(), '--neuron', 'features.99:1', '--steps', '1', '--out', path.join(dir, 'x')), /features\.99/);
+    expectOneLineError(await atlas('featurevis', '--model', MODEL(), '--neuron', 'features.14.conv.1:5000', '--steps', '1', '--out', path.join(dir, 'y')), /5000/);
+  });
+});
+
 describe('atlas providers and --ep', () => {
   it('lists every provider: the CPU timed on the model, the others timed or with the reason they cannot start', async () => {
     const r = await atlas('providers', MODEL());
