@@ -7,25 +7,13 @@ import type { DifferentiableModel } from '../model/differentiable-model.ts';
 import { toHost } from '../runtime/host-copy.ts';
 import { floatTensor } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
-import { createRng } from '../random.ts';
 import { ADAM_C2, ADAM_LR_C1 } from './adam.ts';
-import { drawSamplings, imageParam, targetObjective, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
+import { drawSamplings, renderSetup, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
 import { ADAM_M, ADAM_V, PARAMS, paramDims, type RenderGraphSpec } from './render-graph.ts';
-import { samplingFeeds, stageInputs, standardTransforms, type Sampling } from './transform.ts';
+import { samplingFeeds, stageInputs, type Sampling } from './transform.ts';
 
 export async function deviceRenderNeurons(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions = {}): Promise<RenderResult> {
-  const size = opts.size ?? 128;
-  const steps = opts.steps ?? 512;
-  const lr = opts.lr ?? 0.05;
-  const rng = createRng(opts.seed ?? 0);
-  const batch = targets.length;
-  if (batch === 0) throw new Error('featurevis: no neurons to render');
-  const [channels, inH, inW] = model.inputDims;
-  if (channels !== 3) throw new Error('featurevis renders RGB images: the model must take 3 channels');
-  const param = imageParam(opts, batch, size, rng);
-  const { objective, inputs } = targetObjective(model, targets, opts.diversity ?? 0);
-  const transforms = opts.transforms ?? standardTransforms();
-  const draws = rng.fork('transforms');
+  const { size, steps, lr, batch, inH, inW, param, objective, inputs, transforms, draws } = renderSetup(model, targets, opts);
   const spec: RenderGraphSpec = { param: opts.param ?? 'fft', size, decorrelate: opts.decorrelate ?? true, stages: transforms.length + 1, batch };
   const program = await model.program({ objective, logits: false, render: spec });
   const out = program.outputs;

@@ -49,18 +49,8 @@ export interface RenderResult {
 
 /** Render one image per target, all in one batch (one forward/backward per step for the whole batch). */
 export async function renderNeurons(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions = {}): Promise<RenderResult> {
-  const size = opts.size ?? 128;
-  const steps = opts.steps ?? 512;
-  const rng = createRng(opts.seed ?? 0);
-  const batch = targets.length;
-  if (batch === 0) throw new Error('featurevis: no neurons to render');
-  const [channels, inH, inW] = model.inputDims;
-  if (channels !== 3) throw new Error('featurevis renders RGB images: the model must take 3 channels');
-  const param = imageParam(opts, batch, size, rng);
-  const { objective, inputs } = targetObjective(model, targets, opts.diversity ?? 0);
-  const transforms = opts.transforms ?? standardTransforms();
-  const draws = rng.fork('transforms');
-  const adam = new Adam(param.params.length, opts.lr ?? 0.05);
+  const { size, steps, batch, inH, inW, param, objective, inputs, transforms, draws, lr } = renderSetup(model, targets, opts);
+  const adam = new Adam(param.params.length, lr);
   const curve: number[][] = [];
   for (let step = 1; step <= steps; step++) {
     const image = param.image(param.params);
@@ -74,6 +64,28 @@ export async function renderNeurons(model: DifferentiableModel, targets: readonl
     opts.onStep?.(step, Float64Array.from(r.objective));
   }
   return { images: param.image(param.params), size, curve };
+}
+
+/** What both loops start from: options resolved to Lucent's defaults, checked, and every seeded draw made the same way. */
+export function renderSetup(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions) {
+  const size = opts.size ?? 128;
+  const rng = createRng(opts.seed ?? 0);
+  const batch = targets.length;
+  if (batch === 0) throw new Error('featurevis: no neurons to render');
+  const [channels, inH, inW] = model.inputDims;
+  if (channels !== 3) throw new Error('featurevis renders RGB images: the model must take 3 channels');
+  return {
+    size,
+    steps: opts.steps ?? 512,
+    lr: opts.lr ?? 0.05,
+    batch,
+    inH,
+    inW,
+    param: imageParam(opts, batch, size, rng),
+    ...targetObjective(model, targets, opts.diversity ?? 0),
+    transforms: opts.transforms ?? standardTransforms(),
+    draws: rng.fork('transforms'),
+  };
 }
 
 /** The parameterization with its seeded initial values (the same draws for the host and the device loop). */
