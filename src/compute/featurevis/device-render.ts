@@ -29,17 +29,15 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
     if (t.location !== 'cpu') t.dispose();
   };
   const curve: number[][] = [];
-  const drawStages = () => samplingTensors(drawSamplings(transforms, size, [inH, inW], draws), floatType);
-  let stages = drawStages();
   try {
     for (let step = 1; step <= steps; step++) {
+      // This step's transforms are drawn here, on the main thread, and sent as taps. (Drawing the next step's while
+      // this one runs would not help: onnxruntime-node 1.30 runs sessions synchronously on the main thread.)
+      const stages = samplingTensors(drawSamplings(transforms, size, [inH, inW], draws), floatType);
       const feeds: Record<string, ort.Tensor> = { ...fixed, ...stages, [PARAMS]: params, [ADAM_M]: m, [ADAM_V]: v };
       feeds[ADAM_LR_C1] = floatTensor(floatType, [lr / (1 - 0.9 ** step)], []);
       feeds[ADAM_C2] = floatTensor(floatType, [1 - 0.999 ** step], []);
-      const running = program.runTensors(feeds);
-      // The next step's transforms are drawn while onnxruntime runs this one (same draws, same order).
-      if (step < steps) stages = drawStages();
-      const r = await running;
+      const r = await program.runTensors(feeds);
       const value = Array.from(r[out.objective!].data as Float32Array | Float64Array);
       curve.push(value);
       for (const t of [params, m, v]) release(t);

@@ -25,10 +25,13 @@ export type Transform = (h: number, w: number, rng: Rng) => Sampling;
 function sampling(inH: number, inW: number, outH: number, outW: number, fill: (y: number, x: number, set: (k: number, index: number, weight: number) => void) => number): Sampling {
   const n = outH * outW;
   const s: Sampling = { inH, inW, outH, outW, index: new Int32Array(n * 4).fill(-1), weight: new Float32Array(n * 4), constant: new Float32Array(n) };
+  let o = 0;
+  // One setter for every pixel (not a closure per pixel: this runs for ~10⁵ pixels per step).
+  const set = (k: number, index: number, weight: number) => { s.index[o * 4 + k] = index; s.weight[o * 4 + k] = weight; };
   for (let y = 0; y < outH; y++) {
     for (let x = 0; x < outW; x++) {
-      const o = y * outW + x;
-      s.constant[o] = fill(y, x, (k, index, weight) => { s.index[o * 4 + k] = index; s.weight[o * 4 + k] = weight; });
+      o = y * outW + x;
+      s.constant[o] = fill(y, x, set);
     }
   }
   return s;
@@ -40,10 +43,13 @@ function bilinear(inH: number, inW: number, sy: number, sx: number, set: (k: num
   const x0 = Math.floor(sx);
   const ty = sy - y0;
   const tx = sx - x0;
-  const corners: [number, number, number][] = [[y0, x0, (1 - ty) * (1 - tx)], [y0, x0 + 1, (1 - ty) * tx], [y0 + 1, x0, ty * (1 - tx)], [y0 + 1, x0 + 1, ty * tx]];
-  corners.forEach(([yy, xx, wt], k) => {
+  const tap = (k: number, yy: number, xx: number, wt: number) => {
     if (wt !== 0 && yy >= 0 && yy < inH && xx >= 0 && xx < inW) set(k, yy * inW + xx, wt);
-  });
+  };
+  tap(0, y0, x0, (1 - ty) * (1 - tx));
+  tap(1, y0, x0 + 1, (1 - ty) * tx);
+  tap(2, y0 + 1, x0, ty * (1 - tx));
+  tap(3, y0 + 1, x0 + 1, ty * tx);
 }
 
 /** F.pad(image, [w]*4, value) */
@@ -196,19 +202,26 @@ export interface SamplingFeeds {
 export function samplingFeeds(s: Sampling): SamplingFeeds {
   const outArea = s.outH * s.outW;
   const inArea = s.inH * s.inW;
+  const { index } = s;
   const count = new Int32Array(inArea);
-  for (const i of s.index) if (i >= 0) count[i]++;
-  const fanIn = Math.max(1, ...count);
+  let fanIn = 1;
+  for (let pos = 0; pos < index.length; pos++) {
+    const i = index[pos];
+    if (i >= 0 && ++count[i] > fanIn) fanIn = count[i];
+  }
   const backTaps = new Int32Array(inArea * fanIn);
   const backMask = new Float32Array(inArea * fanIn);
+  const taps = new Int32Array(index.length);
   count.fill(0);
-  s.index.forEach((i, pos) => {
-    if (i < 0) return;
-    backTaps[i * fanIn + count[i]] = pos;
-    backMask[i * fanIn + count[i]] = 1;
-    count[i]++;
-  });
-  return { taps: s.index.map((i) => Math.max(i, 0)), weights: s.weight, constant: s.constant, backTaps, backMask, outArea, inArea, fanIn };
+  for (let pos = 0; pos < index.length; pos++) {
+    const i = index[pos];
+    if (i < 0) continue;
+    taps[pos] = i;
+    const slot = i * fanIn + count[i]++;
+    backTaps[slot] = pos;
+    backMask[slot] = 1;
+  }
+  return { taps, weights: s.weight, constant: s.constant, backTaps, backMask, outArea, inArea, fanIn };
 }
 
 /** Graph input names of stage k's feeds. */
