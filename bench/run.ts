@@ -13,7 +13,6 @@ import { existsSync } from 'node:fs';
 import { crossEntropy } from '../src/compute/autodiff/objectives.ts';
 import { deviceRenderNeurons } from '../src/compute/featurevis/device-render.ts';
 import { renderNeurons } from '../src/compute/featurevis/render.ts';
-import { pageWeight } from './page-weight.ts';
 import { benchProviders } from './providers.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import type { ExecutionProvider } from '../src/compute/runtime/session.ts';
@@ -109,6 +108,8 @@ console.log(`\nExecution providers on ${values['provider-model']} (PGD: ${values
 console.log(table(['ep', 'batch', 'PGD images·steps/s', 'PGD steps/s', 'featurevis s/neuron'], providerRows));
 
 if (existsSync(path.join(values.dist!, 'index.html'))) {
+  // Loaded only here: it drives Chromium, which a GPU machine running the compute benchmarks need not have.
+  const { pageWeight } = await import('./page-weight.ts');
   const w = await pageWeight(values.dist!, process.env.ATLAS_BASE ?? '/');
   const kb = (b: number) => (b / 1024).toFixed(1);
   console.log(`\nArticle first load (${values.dist}, gzip; budget: JavaScript ≤ 300 KB)\n`);
