@@ -7,7 +7,7 @@ import { toValidRgb } from '../src/compute/featurevis/param/color.ts';
 import { fftImage } from '../src/compute/featurevis/param/fft-image.ts';
 import type { ImageParam } from '../src/compute/featurevis/param/param.ts';
 import { pixelImage } from '../src/compute/featurevis/param/pixel-image.ts';
-import { applySamplings, jitter, pad, randomRotate, randomScale, resize, standardTransforms } from '../src/compute/featurevis/transform.ts';
+import { applySamplings, jitter, pad, randomRotate, randomScale, resize, samplingFeeds, standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { Adam, ADAM_C2, ADAM_LR_C1 } from '../src/compute/featurevis/adam.ts';
 import { deviceRenderNeurons, samplingTensors } from '../src/compute/featurevis/device-render.ts';
 import { drawSamplings, imageParam, renderNeurons, targetObjective } from '../src/compute/featurevis/render.ts';
@@ -135,6 +135,27 @@ describe('transforms', () => {
     // ceil(0.9·152) = 137, padded by ceil(15/2) = 8 on each side
     expect([s.outH, s.outW]).toEqual([153, 153]);
     expect(standardTransforms()).toHaveLength(5);
+  });
+
+  it('sampling feeds: a gather through the transposed taps is the adjoint, at any size', () => {
+    const cases = [...standardTransforms().map((t) => t(40, 40, createRng(6))), resize(40, 40, 97, 61), resize(700, 700, 720, 720)];
+    for (const s of cases) {
+      const f = samplingFeeds(s);
+      expect([f.outArea, f.inArea]).toEqual([s.outH * s.outW, s.inH * s.inW]);
+      const g = Float32Array.from({ length: f.outArea }, (_, i) => Math.sin(i * 0.61));
+      // what the graph computes: Σ over each input pixel's transposed entries of weight·g at the tap's position
+      const viaTranspose = new Float64Array(f.inArea);
+      for (let i = 0; i < f.inArea; i++) {
+        for (let j = 0; j < f.fanIn; j++) {
+          const pos = f.backTaps[i * f.fanIn + j];
+          viaTranspose[i] += f.backMask[i * f.fanIn + j] * f.weights[pos] * g[Math.floor(pos / 4)];
+        }
+      }
+      const reference = applySamplings(new Float32Array(f.inArea), 1, [s]).backward(g);
+      expect(relativeL2(viaTranspose, reference)).toBeLessThan(1e-6);
+      // the forward taps never point outside the input (a missing tap has weight 0, not index −1)
+      expect(f.taps.every((i) => i >= 0 && i < f.inArea)).toBe(true);
+    }
   });
 
   it('the whole standard chain then upsampling to 224 has an exact adjoint', () => {
