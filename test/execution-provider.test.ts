@@ -17,6 +17,7 @@ import { standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { loadImage } from '../src/compute/io/image.ts';
 import { readNpy, toFloat32 } from '../src/compute/io/npy.ts';
 import { loadClassifier, type Classifier } from '../src/compute/model/classifier.ts';
+import { placementNotice } from '../src/compute/model/provider-choice.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { GRAD_TOLERANCE, probeProvider, resolveProvider, type ProviderStatus } from '../src/compute/runtime/execution-provider.ts';
 import { bytesPerImage, chooseBatch } from '../src/compute/runtime/memory.ts';
@@ -265,6 +266,11 @@ for (const ep of GPU_PROVIDERS) {
         r[out].dispose();
       }
       expect(r[program.outputs.objective!].location).toBe('cpu');
+      // `atlas featurevis --ep` describes this program's placement, not the attack's.
+      const note = await placementNotice(gpu, { objective, logits: false, render: spec });
+      console.log(note);
+      expect(note).toMatch(new RegExp(`^${ep}: \\d+ of \\d+ nodes on the device`));
+      expect(note).not.toMatch(/objective\/ce/);
       const opts = { steps: 3, seed: 4 };
       const a = await deviceRenderNeurons(cpu.model, targets, opts);
       const b = await deviceRenderNeurons(gpu.model, targets, opts);

@@ -3,13 +3,15 @@
 import { loadClassifier, type Classifier } from '../compute/model/classifier.ts';
 import { chooseProvider, loadOncePerProvider, placementNotice } from '../compute/model/provider-choice.ts';
 import type { ProviderChoice } from '../compute/runtime/execution-provider.ts';
+import type { ProgramSpec } from '../compute/runtime/program.ts';
 
-export async function loadClassifierOn(model: string, choice: ProviderChoice = 'cpu'): Promise<Classifier> {
+/** `program`: what the command will run, for the placement notice (default: the attack gradient). */
+export async function loadClassifierOn(model: string, choice: ProviderChoice = 'cpu', program?: (c: Classifier) => ProgramSpec): Promise<Classifier> {
   const load = loadOncePerProvider((ep) => loadClassifier(model, { ep }));
   const resolved = await chooseProvider(choice, load);
   for (const line of resolved.notices) process.stderr.write(`atlas: ${line}\n`);
   const classifier = await load(resolved.ep);
-  const note = await placementNotice(classifier);
+  const note = await placementNotice(classifier, program?.(classifier));
   if (note) process.stderr.write(`atlas: ${note}\n`);
   return classifier;
 }

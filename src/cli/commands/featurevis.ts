@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { loadClassifierOn } from '../provider.ts';
 import { neuronFileStem, parseNeuron } from '../../compute/featurevis/neuron-id.ts';
-import { deviceRenderNeurons } from '../../compute/featurevis/device-render.ts';
+import { deviceRenderNeurons, renderProgram } from '../../compute/featurevis/device-render.ts';
+import { renderSetup, type RenderOptions } from '../../compute/featurevis/render.ts';
 import { toPng } from '../../compute/io/image.ts';
 import { writeDirAtomic } from '../../compute/io/write-dir.ts';
 import { findLayer } from '../../compute/onnx/layers.ts';
@@ -38,12 +39,13 @@ export async function featurevis(opts: FeaturevisOptions): Promise<void> {
   const size = parseInteger(opts.size, '--size', 8);
   const steps = parseInteger(opts.steps, '--steps', 1);
   const seed = parseInteger(opts.seed, '--seed');
-  const classifier = await loadClassifierOn(opts.model, opts.ep);
+  const render: RenderOptions = { size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, diversity: weight };
+  const classifier = await loadClassifierOn(opts.model, opts.ep, (c) => renderProgram(renderSetup(c.model, targets, render), render));
   for (const t of targets) findLayer(classifier.model.layers, t.layer);
   const bar = progress(steps, 'featurevis');
   const t0 = performance.now();
   const result = await deviceRenderNeurons(classifier.model, targets, {
-    size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, diversity: weight,
+    ...render,
     onStep: (step, o) => bar.update(step, `objective ${Array.from(o, (v) => v.toFixed(2)).join(' ')}`),
   });
   bar.stop();

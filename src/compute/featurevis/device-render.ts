@@ -5,7 +5,7 @@
 // `atlas featurevis` use this one.
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
 import { toHost } from '../runtime/host-copy.ts';
-import { floatTensor } from '../runtime/program.ts';
+import { floatTensor, type ProgramSpec } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
 import { ADAM_C2, ADAM_LR_C1 } from './adam.ts';
 import { drawSamplings, renderSetup, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
@@ -13,9 +13,11 @@ import { ADAM_M, ADAM_V, PARAMS, paramDims, type RenderGraphSpec } from './rende
 import { samplingFeeds, stageInputs, type Sampling } from './transform.ts';
 
 export async function deviceRenderNeurons(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions = {}): Promise<RenderResult> {
-  const { size, steps, lr, batch, inH, inW, param, objective, inputs, transforms, draws } = renderSetup(model, targets, opts);
-  const spec: RenderGraphSpec = { param: opts.param ?? 'fft', size, decorrelate: opts.decorrelate ?? true, stages: transforms.length + 1, batch };
-  const program = await model.program({ objective, logits: false, render: spec });
+  const setup = renderSetup(model, targets, opts);
+  const { size, steps, lr, batch, inH, inW, param, inputs, transforms, draws } = setup;
+  const programSpec = renderProgram(setup, opts);
+  const spec = programSpec.render!;
+  const program = await model.program(programSpec);
   const out = program.outputs;
   const { floatType } = model.prepared;
   const ep = model.session.ep ?? 'cpu';
@@ -51,6 +53,12 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
   } finally {
     for (const t of [params, m, v]) release(t);
   }
+}
+
+/** The program the loop compiles: also what `atlas featurevis` describes when it says where the nodes run. */
+export function renderProgram(setup: Pick<ReturnType<typeof renderSetup>, 'size' | 'batch' | 'objective' | 'transforms'>, opts: RenderOptions): ProgramSpec {
+  const render: RenderGraphSpec = { param: opts.param ?? 'fft', size: setup.size, decorrelate: opts.decorrelate ?? true, stages: setup.transforms.length + 1, batch: setup.batch };
+  return { objective: setup.objective, logits: false, render };
 }
 
 /** One step's samplings as the feeds of the graph's stages. */

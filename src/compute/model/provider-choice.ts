@@ -5,7 +5,7 @@ import { crossEntropy } from '../autodiff/objectives.ts';
 import { relativeL2 } from '../numbers.ts';
 import { resolveProvider, type ProviderChoice, type Resolved } from '../runtime/execution-provider.ts';
 import { describePlacement, nodePlacement } from '../runtime/placement.ts';
-import { buildProgramGraph } from '../runtime/program.ts';
+import { buildProgramGraph, type ProgramSpec } from '../runtime/program.ts';
 import type { ExecutionProvider } from '../runtime/session.ts';
 import type { Classifier } from './classifier.ts';
 
@@ -50,10 +50,10 @@ export async function timeGradient(classifier: Classifier): Promise<{ ms: number
   return { ms: times.sort((a, b) => a - b)[TRIAL_RUNS >> 1], grad: Float32Array.from(r.grad) };
 }
 
-/** One line on how the model's attack gradient program is placed on its provider (nothing to say on the CPU). */
-export async function placementNotice(classifier: Classifier): Promise<string | undefined> {
+/** One line on how a program (default: the attack gradient) is placed on the model's provider (nothing to say on the CPU). */
+export async function placementNotice(classifier: Classifier, program: ProgramSpec = { objective: crossEntropy() }): Promise<string | undefined> {
   const ep = classifier.model.session.ep ?? 'cpu';
   if (ep === 'cpu') return undefined;
-  const { bytes } = buildProgramGraph(classifier.model.prepared, { objective: crossEntropy() });
+  const { bytes } = buildProgramGraph(classifier.model.prepared, program);
   return describePlacement(await nodePlacement(bytes, ep));
 }
