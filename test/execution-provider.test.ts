@@ -9,9 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { devicePgd } from '../src/compute/attacks/device-pgd.ts';
 import { pgd, type PgdOptions } from '../src/compute/attacks/pgd.ts';
 import { channel, crossEntropy } from '../src/compute/autodiff/objectives.ts';
-import { ADAM_C2, ADAM_LR_C1 } from '../src/compute/featurevis/adam.ts';
-import { deviceRenderNeurons, samplingTensors } from '../src/compute/featurevis/device-render.ts';
-import { ADAM_M, ADAM_V, PARAMS, paramDims } from '../src/compute/featurevis/render-graph.ts';
+import { deviceRenderNeurons, stepFeeds } from '../src/compute/featurevis/device-render.ts';
+import { paramDims } from '../src/compute/featurevis/render-graph.ts';
 import { drawSamplings, targetObjective } from '../src/compute/featurevis/render.ts';
 import { standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { loadImage } from '../src/compute/io/image.ts';
@@ -256,10 +255,8 @@ for (const ep of GPU_PROVIDERS) {
       const state = [2, ...paramDims(spec)];
       const zeros = () => new ort.Tensor('float32', new Float32Array(state.reduce((a, d) => a * d, 1)), state);
       const r = await program.runTensors({
-        [PARAMS]: zeros(), [ADAM_M]: zeros(), [ADAM_V]: zeros(),
-        [ADAM_LR_C1]: new ort.Tensor('float32', [0.5], []), [ADAM_C2]: new ort.Tensor('float32', [0.001], []),
-        ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, new ort.Tensor('float32', v, [2, ...program.inputs.get(k)!])])),
-        ...samplingTensors(drawSamplings(standardTransforms(), 128, [224, 224], createRng(1)), 1),
+        ...program.inputFeeds(2, inputs),
+        ...stepFeeds(gpu.model.prepared.floatType, { params: zeros(), m: zeros(), v: zeros() }, 0.05, 1, drawSamplings(standardTransforms(), 128, [224, 224], createRng(1))),
       });
       for (const out of Object.values(program.outputs.render!)) {
         expect(r[out].location).toBe('gpu-buffer');
@@ -267,7 +264,7 @@ for (const ep of GPU_PROVIDERS) {
       }
       expect(r[program.outputs.objective!].location).toBe('cpu');
       // `atlas featurevis --ep` describes this program's placement, not the attack's.
-      const note = await placementNotice(gpu, { objective, logits: false, render: spec });
+      const note = await placementNotice(gpu, () => ({ objective, logits: false, render: spec }));
       console.log(note);
       expect(note).toMatch(new RegExp(`^${ep}: \\d+ of \\d+ nodes on the device`));
       expect(note).not.toMatch(/objective\/ce/);

@@ -8,14 +8,13 @@ import { fftImage } from '../src/compute/featurevis/param/fft-image.ts';
 import type { ImageParam } from '../src/compute/featurevis/param/param.ts';
 import { pixelImage } from '../src/compute/featurevis/param/pixel-image.ts';
 import { applySamplings, jitter, pad, randomRotate, randomScale, resize, samplingFeeds, standardTransforms } from '../src/compute/featurevis/transform.ts';
-import { Adam, ADAM_C2, ADAM_LR_C1 } from '../src/compute/featurevis/adam.ts';
-import { deviceRenderNeurons, samplingTensors } from '../src/compute/featurevis/device-render.ts';
+import { Adam } from '../src/compute/featurevis/adam.ts';
+import { deviceRenderNeurons, stepFeeds } from '../src/compute/featurevis/device-render.ts';
 import { drawSamplings, imageParam, renderNeurons, targetObjective } from '../src/compute/featurevis/render.ts';
-import { ADAM_M, ADAM_V, PARAMS, paramDims } from '../src/compute/featurevis/render-graph.ts';
+import { paramDims } from '../src/compute/featurevis/render-graph.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { createRng } from '../src/compute/random.ts';
 import { floatTensor } from '../src/compute/runtime/program.ts';
-import { ort } from '../src/compute/runtime/session.ts';
 import { relativeL2 } from './helpers/shared.ts';
 import { DOUBLE, head, named, tinyModel } from './helpers/tiny-net.ts';
 
@@ -198,13 +197,11 @@ describe('feature visualization step as one graph', () => {
     const program = await model.program({ objective, logits: false, render: spec });
     const f = (data: ArrayLike<number>, dims: number[]) => floatTensor(model.prepared.floatType, data, dims);
     const state = [targets.length, ...paramDims(spec)];
-    const feeds: Record<string, ort.Tensor> = {
-      [PARAMS]: f(param.params, state), [ADAM_M]: f(new Float32Array(param.params.length), state), [ADAM_V]: f(new Float32Array(param.params.length), state),
-      [ADAM_LR_C1]: f([0.05 / 0.1], []), [ADAM_C2]: f([0.001], []),
-    };
-    for (const [name, data] of Object.entries(inputs)) feeds[name] = f(data, [targets.length, ...program.inputs.get(name)!]);
-    Object.assign(feeds, samplingTensors(samplings, model.prepared.floatType));
-    const o = await program.runTensors(feeds);
+    const zeros = () => f(new Float32Array(param.params.length), state);
+    const o = await program.runTensors({
+      ...program.inputFeeds(targets.length, inputs),
+      ...stepFeeds(model.prepared.floatType, { params: f(param.params, state), m: zeros(), v: zeros() }, 0.05, 1, samplings),
+    });
     const data = (name: string) => Array.from(o[name].data as Float32Array | Float64Array);
     return { param, host, hostObjective: Array.from(r.objective), objective: data(program.outputs.objective!), m: data(program.outputs.render!.m), next: data(program.outputs.render!.params) };
   }

@@ -11,7 +11,7 @@ export async function loadClassifierOn(model: string, choice: ProviderChoice = '
   const resolved = await chooseProvider(choice, load);
   for (const line of resolved.notices) process.stderr.write(`atlas: ${line}\n`);
   const classifier = await load(resolved.ep);
-  const note = await placementNotice(classifier, program?.(classifier));
+  const note = await placementNotice(classifier, program && (() => program(classifier)));
   if (note) process.stderr.write(`atlas: ${note}\n`);
   return classifier;
 }

@@ -5,7 +5,7 @@
 import { crossEntropy } from '../autodiff/objectives.ts';
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
 import { PIXELS } from '../onnx/normalize.ts';
-import { toHost } from '../runtime/host-copy.ts';
+import { releaseDevice as release, toHost } from '../runtime/host-copy.ts';
 import { floatTensor, labelTensor, LABELS } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
 import { CLEAN, EPS, SIGNED_ALPHA } from './pgd-graph.ts';
@@ -38,9 +38,6 @@ export async function devicePgd(
   let clean = floatTensor(floatType, x0, [n, c, h, w]);
   const lossCurve: Float32Array[] = [];
   let steps = 0;
-  const release = (t: ort.Tensor) => {
-    if (t.location !== 'cpu') t.dispose();
-  };
   try {
     for (let t = 0; t < opts.steps; t++) {
       const r = await program.runTensors({ [PIXELS]: x, [CLEAN]: clean, ...fixed });

@@ -4,7 +4,7 @@
 // CPU the same program runs with host tensors. render.ts is the reference it is tested against; the pipeline and
 // `atlas featurevis` use this one.
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
-import { toHost } from '../runtime/host-copy.ts';
+import { releaseDevice as release, toHost } from '../runtime/host-copy.ts';
 import { floatTensor, type ProgramSpec } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
 import { ADAM_C2, ADAM_LR_C1 } from './adam.ts';
@@ -22,24 +22,17 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
   const { floatType } = model.prepared;
   const ep = model.session.ep ?? 'cpu';
   const stateDims = [batch, ...paramDims(spec)];
-  const fixed: Record<string, ort.Tensor> = {};
-  for (const [name, data] of Object.entries(inputs)) fixed[name] = floatTensor(floatType, data, [batch, ...program.inputs.get(name)!]);
+  const fixed = program.inputFeeds(batch, inputs);
   let params = floatTensor(floatType, param.params, stateDims);
   let m = floatTensor(floatType, new Float32Array(param.params.length), stateDims);
   let v = floatTensor(floatType, new Float32Array(param.params.length), stateDims);
-  const release = (t: ort.Tensor) => {
-    if (t.location !== 'cpu') t.dispose();
-  };
   const curve: number[][] = [];
   try {
     for (let step = 1; step <= steps; step++) {
       // This step's transforms are drawn here, on the main thread, and sent as taps. (Drawing the next step's while
       // this one runs would not help: onnxruntime-node 1.30 runs sessions synchronously on the main thread.)
-      const stages = samplingTensors(drawSamplings(transforms, size, [inH, inW], draws), floatType);
-      const feeds: Record<string, ort.Tensor> = { ...fixed, ...stages, [PARAMS]: params, [ADAM_M]: m, [ADAM_V]: v };
-      feeds[ADAM_LR_C1] = floatTensor(floatType, [lr / (1 - 0.9 ** step)], []);
-      feeds[ADAM_C2] = floatTensor(floatType, [1 - 0.999 ** step], []);
-      const r = await program.runTensors(feeds);
+      const samplings = drawSamplings(transforms, size, [inH, inW], draws);
+      const r = await program.runTensors({ ...fixed, ...stepFeeds(floatType, { params, m, v }, lr, step, samplings) });
       const value = Array.from(r[out.objective!].data as Float32Array | Float64Array);
       curve.push(value);
       for (const t of [params, m, v]) release(t);
@@ -61,9 +54,18 @@ export function renderProgram(setup: Pick<ReturnType<typeof renderSetup>, 'size'
   return { objective: setup.objective, logits: false, render };
 }
 
-/** One step's samplings as the feeds of the graph's stages. */
-export function samplingTensors(samplings: readonly Sampling[], floatType: number): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
+/**
+ * The feeds of step `step` (from 1) besides the objective's inputs: the parameters and Adam's moments (host or device
+ * tensors), Adam's bias corrections for this step, and the step's transforms as taps.
+ */
+export function stepFeeds(floatType: number, state: { params: ort.Tensor; m: ort.Tensor; v: ort.Tensor }, lr: number, step: number, samplings: readonly Sampling[]): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {
+    [PARAMS]: state.params,
+    [ADAM_M]: state.m,
+    [ADAM_V]: state.v,
+    [ADAM_LR_C1]: floatTensor(floatType, [lr / (1 - 0.9 ** step)], []),
+    [ADAM_C2]: floatTensor(floatType, [1 - 0.999 ** step], []),
+  };
   samplings.forEach((s, k) => {
     const f = samplingFeeds(s);
     const names = stageInputs(k);

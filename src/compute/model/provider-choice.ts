@@ -50,10 +50,13 @@ export async function timeGradient(classifier: Classifier): Promise<{ ms: number
   return { ms: times.sort((a, b) => a - b)[TRIAL_RUNS >> 1], grad: Float32Array.from(r.grad) };
 }
 
-/** One line on how a program (default: the attack gradient) is placed on the model's provider (nothing to say on the CPU). */
-export async function placementNotice(classifier: Classifier, program: ProgramSpec = { objective: crossEntropy() }): Promise<string | undefined> {
+/**
+ * One line on how a program (default: the attack gradient) is placed on the model's provider; nothing to say on the
+ * CPU, where `program` is not even built.
+ */
+export async function placementNotice(classifier: Classifier, program: () => ProgramSpec = () => ({ objective: crossEntropy() })): Promise<string | undefined> {
   const ep = classifier.model.session.ep ?? 'cpu';
   if (ep === 'cpu') return undefined;
-  const { bytes } = buildProgramGraph(classifier.model.prepared, program);
+  const { bytes } = buildProgramGraph(classifier.model.prepared, program());
   return describePlacement(await nodePlacement(bytes, ep));
 }

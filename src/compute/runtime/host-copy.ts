@@ -21,6 +21,11 @@ export async function toHost(t: ort.Tensor, ep: ExecutionProvider): Promise<Floa
   return out.y.data as Float32Array | Float64Array;
 }
 
+/** Frees a tensor's device memory; host tensors are the garbage collector's. */
+export function releaseDevice(t: ort.Tensor): void {
+  if (t.location !== 'cpu') t.dispose();
+}
+
 function identityModel(elemType: number, rank: number): Uint8Array {
   const shape = { dim: Array.from({ length: rank }, (_, k) => ({ dimParam: `d${k}` })) };
   return new Graph({

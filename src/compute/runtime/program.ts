@@ -77,7 +77,7 @@ export class Program {
   static async compile(model: PreparedModel, spec: ProgramSpec, opts: SessionOptions = {}): Promise<Program> {
     const { bytes, outputs, needsLabels, inputs, nodes } = buildProgramGraph(model, spec);
     const cpuNodes = providerLimits(nodes, opts.ep ?? 'cpu').map((n) => n.node);
-    // The attack loop feeds these back in; everything else (loss, logits) is small and read on the host.
+    // The PGD and render loops feed these back in; everything else (loss, logits, objective) is small and read on the host.
     const deviceOutputs = spec.update ? [outputs.next!, outputs.cleanOut!] : spec.render ? Object.values(outputs.render!) : [];
     const session = await createSession(bytes, { ...opts, deviceOutputs, cpuNodes });
     return new Program(session, model, spec, outputs, needsLabels, inputs);
@@ -97,12 +97,7 @@ export class Program {
       if (!labels || labels.length !== n) throw new Error(`this objective needs one label per image (${n}), got ${labels?.length ?? 0}`);
       feeds[LABELS] = labelTensor(labels);
     }
-    for (const [name, dims] of this.inputs) {
-      const data = extra[name];
-      const per = dims.reduce((a, b) => a * b, 1);
-      if (!data || data.length !== n * per) throw new Error(`objective input '${name}' needs ${n}×${dims.join('×')} values, got ${data?.length ?? 0}`);
-      feeds[name] = floatTensor(this.model.floatType, data, [n, ...dims]);
-    }
+    Object.assign(feeds, this.inputFeeds(n, extra));
     const out = await this.session.run(feeds);
     const data = (name: string | undefined) => (name ? (out[name].data as FloatArray) : undefined);
     const result: ProgramResult = {
@@ -115,6 +110,18 @@ export class Program {
       result.activations.set(layer, { data: out[tensor].data as FloatArray, dims: [...out[tensor].dims] });
     }
     return result;
+  }
+
+  /** The run-time objective inputs for a batch of n, checked against the shapes the objective declared. */
+  inputFeeds(n: number, extra: Readonly<Record<string, ArrayLike<number>>>): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, dims] of this.inputs) {
+      const data = extra[name];
+      const per = dims.reduce((a, b) => a * b, 1);
+      if (!data || data.length !== n * per) throw new Error(`objective input '${name}' needs ${n}×${dims.join('×')} values, got ${data?.length ?? 0}`);
+      feeds[name] = floatTensor(this.model.floatType, data, [n, ...dims]);
+    }
+    return feeds;
   }
 
   /** One run on tensors that may live on the device (IO binding); the caller owns and disposes the results. */
