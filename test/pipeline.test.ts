@@ -124,7 +124,7 @@ describe('build pipeline cache', () => {
     const plan = await run(p, { dryRun: true });
     expect(Object.fromEntries(plan.steps.map((s) => [s.id, s.reason]))).toEqual({
       weasel_to_truck: 'changed: params.eps', panda_untargeted: 'cached', activations: 'cached',
-      neurons_weasel_to_truck: 'changed: attack', neurons_panda_untargeted: 'cached', polysemantic: 'cached',
+      neurons_weasel_to_truck: 'changed: needs.weasel_to_truck', neurons_panda_untargeted: 'cached', polysemantic: 'cached',
     });
     const only = await run(p, { kinds: ['polysemantic'], dryRun: true });
     expect(only.steps.map((s) => s.id)).toEqual(['activations', 'polysemantic']);

@@ -5,6 +5,12 @@ import type { SessionOptions } from '../runtime/session.ts';
 import { DifferentiableModel } from './differentiable-model.ts';
 import { loadModelCard, type ImageNetClass, type ModelCard } from './model-card.ts';
 
+/**
+ * This module: its import closure is the code behind every number a loaded classifier gives (graph preparation,
+ * autodiff, sessions). Steps that run a classifier list it among their code (pipeline/step.ts).
+ */
+export const CLASSIFIER_CODE = import.meta.filename;
+
 export interface Classifier {
   path: string;
   card: ModelCard;

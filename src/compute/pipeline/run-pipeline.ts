@@ -2,16 +2,17 @@
 // the steps whose key has no valid cache entry (or that are forced), and report what ran, what was cached and why.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { canonical } from '../cache/stable-json.ts';
-import { computeCodeVersion, hashFile, hashJson, sha256 } from '../cache/hash.ts';
+import { hashFile, sha256 } from '../cache/hash.ts';
 import { CacheStore, type CacheEntry } from '../cache/store.ts';
 import { loadClassifier, type Classifier } from '../model/classifier.ts';
 import { loadModelCard } from '../model/model-card.ts';
 import { chooseProvider, loadOncePerProvider, placementNotice } from '../model/provider-choice.ts';
-import { PROVIDER_CHOICES, type ProviderChoice } from '../runtime/execution-provider.ts';
+import type { ProviderChoice } from '../runtime/execution-provider.ts';
+import { cacheDir, dataDir as configuredDataDir, providerChoice, unknownVariableNotice, unknownVariables } from '../../config.ts';
 import type { ExecutionProvider, SessionOptions } from '../runtime/session.ts';
 import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
-import { loadSpec, resolveDataDir, type ExperimentSpec } from './spec.ts';
+import { loadSpec, type ExperimentSpec } from './spec.ts';
+import { changedPaths, planKeys } from './plan.ts';
 import type { Step } from './step.ts';
 import { analysisSteps } from './steps/analysis.ts';
 import { attackSteps } from './steps/attack.ts';
@@ -22,6 +23,7 @@ export interface PipelineOptions {
   specPath: string;
   /** the project root: default data and cache folders live there */
   projectRoot: string;
+  /** default: ATLAS_DATA, else <project>/data */
   dataDir?: string;
   /** default: ATLAS_CACHE, else <project>/.cache/atlas */
   cacheDir?: string;
@@ -32,7 +34,7 @@ export interface PipelineOptions {
   /** run only the steps of these kinds (and the steps they depend on) */
   kinds?: readonly string[];
   session?: SessionOptions;
-  /** execution provider: cpu (default), webgpu, cuda or auto; default ATLAS_EP, else cpu */
+  /** execution provider: cpu, webgpu, cuda or auto; default ATLAS_EP, else cpu */
   provider?: ProviderChoice;
   reporter?: PipelineReporter;
 }
@@ -71,8 +73,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   const started = performance.now();
   const reporter = opts.reporter ?? {};
   const spec = await loadSpec(opts.specPath);
-  const dataDir = opts.dataDir ?? resolveDataDir(opts.projectRoot);
-  const store = new CacheStore(opts.cacheDir ?? process.env.ATLAS_CACHE ?? path.join(opts.projectRoot, '.cache', 'atlas'));
+  const dataDir = configuredDataDir(opts.projectRoot, opts.dataDir);
+  const store = new CacheStore(cacheDir(opts.projectRoot, opts.cacheDir));
+  for (const name of unknownVariables()) reporter.log?.(unknownVariableNotice(name));
   await store.sweep();
 
   const modelFile = await ensureModel(spec, dataDir, (l) => reporter.log?.(l));
@@ -98,44 +101,34 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       if (!set) folders.set(folder, (set = loadImageSet(folder, spec.images.labels, dataDir)));
       return set;
     },
-    code: await computeCodeVersion(),
   };
-  const steps: Step[] = await attackSteps(env);
-  const keys = new Map(steps.map((s) => [s.id, hashJson(s.inputs)]));
   let reference = spec.layers.length > 0 || spec.featurevis ? await loadImageSet(spec.analysis.reference ?? spec.images.folder, spec.images.labels, dataDir) : [];
   if (spec.analysis.max_reference_images) reference = reference.slice(0, spec.analysis.max_reference_images);
-  for (const step of await analysisSteps({ ...env, reference, dataDir, keyOf: (id) => keys.get(id)! })) {
-    steps.push(step);
-    keys.set(step.id, hashJson(step.inputs));
-  }
-  for (const step of await featurevisSteps({ ...env, reference })) {
-    steps.push(step);
-    keys.set(step.id, hashJson(step.inputs));
-  }
-  const compared = await comparisonSteps({
-    ...env, reference, dataDir, keyOf: (id) => keys.get(id)!, session,
-    main: { label: spec.model.label ?? card.id ?? path.basename(spec.model.file, '.onnx'), pixels: pixelsOf(card.input.shape) },
-    log: (l) => reporter.log?.(l),
-  });
-  for (const step of compared) {
-    steps.push(step);
-    keys.set(step.id, hashJson(step.inputs));
-  }
+  const steps: Step[] = [
+    ...await attackSteps(env),
+    ...await analysisSteps({ ...env, reference, dataDir }),
+    ...await featurevisSteps({ ...env, reference }),
+    ...await comparisonSteps({
+      ...env, reference, dataDir, session,
+      main: { label: spec.model.label ?? card.id ?? path.basename(spec.model.file, '.onnx'), pixels: pixelsOf(card.input.shape) },
+      log: (l) => reporter.log?.(l),
+    }),
+  ];
+  const keyed = await planKeys(steps);
   if (opts.kinds) {
     // Keep the chosen kinds and, transitively, what they depend on.
-    const keep = new Set(steps.filter((s) => opts.kinds!.includes(s.kind)).map((s) => s.id));
-    for (let k = steps.length - 1; k >= 0; k--) if (keep.has(steps[k].id)) for (const d of steps[k].needs ?? []) keep.add(d);
-    steps.splice(0, steps.length, ...steps.filter((s) => keep.has(s.id)));
+    const keep = new Set(keyed.filter((k) => opts.kinds!.includes(k.step.kind)).map((k) => k.step.id));
+    for (let k = keyed.length - 1; k >= 0; k--) if (keep.has(keyed[k].step.id)) for (const d of keyed[k].step.needs ?? []) keep.add(d);
+    keyed.splice(0, keyed.length, ...keyed.filter((k) => keep.has(k.step.id)));
   }
-  const ids = new Set(steps.map((s) => s.id));
+  const ids = new Set(keyed.map((k) => k.step.id));
   if (opts.force && opts.force !== 'all') {
     for (const f of opts.force) if (!ids.has(f)) throw new Error(`--force: no step '${f}' in ${opts.specPath} (steps: ${[...ids].join(', ')})`);
   }
 
   const index = await store.readIndex();
-  const planned: (PlannedStep & { step: Step; entry?: CacheEntry })[] = [];
-  for (const step of steps) {
-    const key = hashJson(step.inputs);
+  const planned: (PlannedStep & { step: Step; record: Record<string, unknown>; entry?: CacheEntry })[] = [];
+  for (const { step, key, record } of keyed) {
     const forced = opts.force === 'all' || (opts.force ?? []).includes(step.id);
     const found = await store.lookup(step.kind, key);
     let reason: string;
@@ -144,10 +137,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     else if (found.status === 'corrupt') reason = `cache entry damaged (${found.reason})`;
     else {
       const previous = index[step.id];
-      const changed = previous ? changedPaths(previous.inputs, step.inputs) : [];
+      const changed = previous ? changedPaths(previous.inputs, record) : [];
       reason = changed.length > 0 ? `changed: ${changed.join(', ')}` : 'not computed yet';
     }
-    planned.push({ id: step.id, kind: step.kind, key, reason, run: reason !== 'cached', step, entry: found.status === 'hit' ? found.entry : undefined });
+    planned.push({ id: step.id, kind: step.kind, key, reason, run: reason !== 'cached', step, record, entry: found.status === 'hit' ? found.entry : undefined });
   }
   reporter.plan?.(planned);
 
@@ -159,7 +152,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     return e;
   };
   for (const p of planned) {
-    const { step, entry: cached, ...plan } = p;
+    const { step, record: _record, entry: cached, ...plan } = p;
     if (opts.dryRun) {
       outcomes.push({ ...plan, status: 'planned', seconds: 0, entry: cached });
       continue;
@@ -174,9 +167,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     reporter.stepStart?.(plan);
     const t = performance.now();
     const files = await step.compute({ progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label), dependency });
-    const entry = await store.put(step.kind, p.key, canonical(step.inputs), files);
+    const entry = await store.put(step.kind, p.key, p.record, files);
     entries.set(p.id, entry);
-    index[step.id] = { kind: step.kind, key: p.key, inputs: canonical(step.inputs) };
+    index[step.id] = { kind: step.kind, key: p.key, inputs: p.record };
     // Written after every step, so an interrupted build still explains the steps it finished.
     await store.writeIndex(index);
     const outcome: StepOutcome = { ...plan, status: 'computed', seconds: (performance.now() - t) / 1000, entry };
@@ -184,7 +177,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     outcomes.push(outcome);
   }
   if (!opts.dryRun) {
-    for (const p of planned) index[p.id] = { kind: p.kind, key: p.key, inputs: canonical(p.step.inputs) };
+    for (const p of planned) index[p.id] = { kind: p.kind, key: p.key, inputs: p.record };
     await store.writeIndex(index);
   }
   const result = { spec, steps: outcomes, seconds: (performance.now() - started) / 1000 };
@@ -194,25 +187,9 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
 
 /** The provider this run computes on: the spec's steps run where the user asked, or on the CPU with a notice. */
 async function resolvePipelineProvider(opts: PipelineOptions, load: (ep: ExecutionProvider) => Promise<Classifier>, reporter: PipelineReporter): Promise<ExecutionProvider> {
-  const choice = opts.provider ?? process.env.ATLAS_EP ?? opts.session?.ep ?? 'cpu';
-  if (!PROVIDER_CHOICES.includes(choice as ProviderChoice)) {
-    throw new Error(`unknown execution provider '${choice}' (ATLAS_EP or --ep): use ${PROVIDER_CHOICES.join(', ')}`);
-  }
+  const choice = providerChoice(opts.provider ?? opts.session?.ep);
   if (choice === 'cpu') return 'cpu';
-  const resolved = await chooseProvider(choice as ProviderChoice, load);
+  const resolved = await chooseProvider(choice, load);
   for (const line of resolved.notices) reporter.log?.(line);
   return resolved.ep;
 }
-
-/** Leaf paths (two levels deep) where two input records differ: `params.eps`, `model`, `code`, `images`. */
-function changedPaths(before: unknown, after: unknown, prefix = '', depth = 0): string[] {
-  const a = JSON.stringify(canonical(before));
-  const b = JSON.stringify(canonical(after));
-  if (a === b) return [];
-  const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
-  if (depth >= 2 || !isObj(before) || !isObj(after)) return [prefix || '(inputs)'];
-  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
-  return keys.flatMap((k) => changedPaths(before[k], after[k], prefix ? `${prefix}.${k}` : k, depth + 1));
-}
-
-

@@ -18,7 +18,7 @@ import { cellBox, receptiveFields, type ReceptiveField } from '../../analysis/re
 import { mapShift, overlayPng, upsample } from '../../analysis/heatmap.ts';
 import { quantile } from '../../analysis/polysemantic.ts';
 import { hwcToChw, loadImage, toPng } from '../../io/image.ts';
-import type { Classifier } from '../../model/classifier.ts';
+import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { encodeNpy, parseNpy } from '../../io/npy.ts';
 import type { CacheEntry } from '../../cache/store.ts';
 import type { LabelledImage } from '../data.ts';
@@ -33,8 +33,6 @@ const fileOf = (layer: string) => layer.replace(/[^\w.-]/g, '_');
 export interface AnalysisEnv extends StepEnv {
   reference: readonly LabelledImage[];
   dataDir: string;
-  /** cache key of an earlier step */
-  keyOf(id: string): string;
 }
 
 export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
@@ -42,11 +40,13 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
   if (spec.layers.length === 0) return [];
   const a = spec.analysis;
   const steps: Step[] = [];
+  const code = [import.meta.filename, CLASSIFIER_CODE];
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path), label: im.label })));
   steps.push({
     id: ACTIVATIONS,
     kind: 'activations',
-    inputs: { code: env.code, model: env.model, layers: spec.layers, images: reference, batch: a.batch },
+    params: { model: env.model, layers: spec.layers, images: reference, batch: a.batch },
+    code,
     async compute(ctx) {
       const classifier = await env.classifier();
       const records = await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), spec.layers, a.batch,
@@ -84,7 +84,8 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
       id,
       kind: 'neurons',
       needs: [attackId, ACTIVATIONS],
-      inputs: { code: env.code, attack: env.keyOf(attackId), activations: env.keyOf(ACTIVATIONS), top_fraction: a.top_fraction, z: a.fragile_z, groups: a.groups },
+      params: { model: env.model, layers: spec.layers, top_fraction: a.top_fraction, z: a.fragile_z, groups: a.groups, batch: a.batch },
+      code,
       async compute(ctx) {
         const classifier = await env.classifier();
         const attack = ctx.dependency(attackId);
@@ -139,7 +140,8 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
     id: 'polysemantic',
     kind: 'polysemantic',
     needs: [ACTIVATIONS],
-    inputs: { code: env.code, activations: env.keyOf(ACTIVATIONS), percentile: a.percentile },
+    params: { model: env.model, layers: spec.layers, percentile: a.percentile },
+    code,
     async compute(ctx) {
       const classifier = await env.classifier();
       const acts = ctx.dependency(ACTIVATIONS);

@@ -6,7 +6,7 @@ import { attackReport } from '../../attacks/attack-report.ts';
 import { hashFile } from '../../cache/hash.ts';
 import { stableJson } from '../../cache/stable-json.ts';
 import { loadImage } from '../../io/image.ts';
-import type { Classifier } from '../../model/classifier.ts';
+import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { findClass } from '../../model/classes.ts';
 import type { ImageNetClass } from '../../model/model-card.ts';
 import { createRng } from '../../random.ts';
@@ -24,7 +24,6 @@ export interface StepEnv {
   images: readonly LabelledImage[];
   /** the images of another folder of the data directory (loaded once) */
   imagesOf: (folder: string) => Promise<readonly LabelledImage[]>;
-  code: string;
 }
 
 export async function attackSteps(env: StepEnv): Promise<Step[]> {
@@ -64,7 +63,8 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
     steps.push({
       id,
       kind: 'attack',
-      inputs: { code: env.code, model: env.model, images, params },
+      params: { model: env.model, images, params },
+      code: [import.meta.filename, CLASSIFIER_CODE],
       async compute(ctx) {
         const classifier = await env.classifier();
         const inputs = await Promise.all(chosen.map(async (im) => ({ name: im.name, label: im.label, pixels: await loadImage(im.path, classifier.preprocess) })));

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { cleanClassProbabilityAfter } from '../../attacks/attack-report.ts';
-import { hashFile, hashJson, sha256 } from '../../cache/hash.ts';
+import { hashFile, sha256 } from '../../cache/hash.ts';
 import { stableJson } from '../../cache/stable-json.ts';
 import { loadClassifier, type Classifier } from '../../model/classifier.ts';
 import { loadModelCard } from '../../model/model-card.ts';
@@ -53,7 +53,6 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
     layers: env.spec.layers.map(layerOf),
     featurevis: undefined,
   };
-  const keys = new Map<string, string>();
   const stepEnv: StepEnv = {
     ...env,
     spec,
@@ -61,8 +60,7 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
     model: { sha256: await hashFile(file), card: sha256(cardText + JSON.stringify(card.classList)), ep: env.model.ep },
   };
   const own = await attackSteps(stepEnv);
-  for (const s of own) keys.set(s.id, keyOfInputs(s));
-  const analysis = (await analysisSteps({ ...env, ...stepEnv, keyOf: (id) => keys.get(id)! })).filter((s) => s.kind !== 'polysemantic');
+  const analysis = (await analysisSteps({ ...env, ...stepEnv })).filter((s) => s.kind !== 'polysemantic');
   const compared = [...own, ...analysis].map((s) => withPrefix(s, prefix, compare.file));
 
   const attackIds = Object.keys(env.spec.attacks);
@@ -75,7 +73,8 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
     id: COMPARISON,
     kind: 'comparison',
     needs,
-    inputs: { code: env.code, steps: Object.fromEntries(needs.map((id) => [id, id.startsWith(prefix) ? keyOfInputs(compared.find((s) => s.id === id)!) : env.keyOf(id)])), labels: models.map((m) => m.label) },
+    params: { labels: models.map((m) => m.label), pixels: models.map((m) => m.pixels), layers: env.spec.layers, layer_map: compare.layers, fragile_z: env.spec.analysis.fragile_z },
+    code: [import.meta.filename],
     async compute(ctx) {
       const rows: ComparisonRow[] = [];
       for (const m of models) {
@@ -205,8 +204,4 @@ function withPrefix(step: Step, prefix: string, model: string): Step {
       }
     },
   };
-}
-
-function keyOfInputs(step: Step): string {
-  return hashJson(step.inputs);
 }

@@ -12,6 +12,7 @@ import { highFrequencyFraction } from '../../featurevis/spectrum.ts';
 import { applySamplings, resize } from '../../featurevis/transform.ts';
 import { loadImage, toPng } from '../../io/image.ts';
 import { roundSignificant as round } from '../../numbers.ts';
+import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import { findLayer } from '../../onnx/layers.ts';
 import { createRng } from '../../random.ts';
 import type { LabelledImage } from '../data.ts';
@@ -29,7 +30,8 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   return [{
     id: FEATUREVIS,
     kind: 'featurevis',
-    inputs: { code: env.code, model: env.model, seed: env.spec.seed, ...fv, images: reference },
+    params: { model: env.model, seed: env.spec.seed, ...fv, images: reference },
+    code: [import.meta.filename, CLASSIFIER_CODE],
     async compute(ctx) {
       const classifier = await env.classifier();
       for (const t of targets) {
