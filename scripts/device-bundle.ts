@@ -13,7 +13,7 @@ import path from 'node:path';
 const root = path.resolve(import.meta.dirname, '..');
 const out = path.resolve(process.argv[2] ?? path.join(root, 'device-bundle', 'bundle.tar.xz'));
 // The packages the compute core, the CLI and the benchmarks import (bare specifiers under src/compute, src/cli, bench).
-const ENTRY = ['onnxruntime-node', 'onnx-proto', 'sharp', 'fft.js', 'pure-rand', 'zod', 'yaml', 'commander', 'cli-progress'];
+const ENTRY = ['onnxruntime-node', 'onnx-proto', 'sharp', 'fft.js', 'pure-rand', 'zod', 'yaml', 'commander', 'cli-progress', 'esbuild'];
 const platform = `${process.platform}-${process.arch}`; // sharp's naming: linux-x64
 
 /** Every installed package reachable from ENTRY through dependencies and (installed) optional dependencies. */
