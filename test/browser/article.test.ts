@@ -1,21 +1,26 @@
-// The built article in a real browser (the system's headless Chromium, see test/helpers/chromium.ts). The site is
-// built as a sub-path deployment (ATLAS_BASE=/atlas/, into a temporary ATLAS_OUT) and served from a local static
-// server that answers 404 outside /atlas/, so any link that ignores the base shows up as a failed request. Each test
-// opens the page in a fresh browser context (empty cache, light colour scheme, 1280×800 unless it says otherwise).
+// The built article in a real browser (the system's headless Chromium, see test/helpers/chromium.ts). The test builds
+// content/article.mdx against a small fixture spec (test/fixtures/article.experiments.yaml: the step ids the article
+// reads, at sizes that compute in about a minute; the full article's build is .ci/run's), as a sub-path deployment
+// (ATLAS_BASE=/atlas/, into a temporary ATLAS_OUT), and serves it from a local static server that answers 404 outside
+// /atlas/, so any link that ignores the base shows up as a failed request. Each test opens the page in a fresh browser
+// context (empty cache, light colour scheme, 1280×800 unless it says otherwise).
 //
-//   npx vitest run test/browser                   builds the site (the compute pipeline is cached in .cache/atlas)
+//   npx vitest run test/browser                   builds the site (the fixture's steps are cached in .cache/atlas-fixture)
 //   ATLAS_BROWSER_DIST=/tmp/x/dist npx vitest run test/browser
-//                                                 tests an existing build instead; it must have been built with
-//                                                 ATLAS_BASE=/atlas/ (or say ATLAS_BROWSER_BASE=<its base>)
+//                                                 tests an existing build instead (of any spec, the real article's
+//                                                 too); it must have been built with ATLAS_BASE=/atlas/ (or say
+//                                                 ATLAS_BROWSER_BASE=<its base>)
 //
 // Screenshots go to test-results/first-screen.png (1280×800) and test-results/phone.png (390×844).
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, BrowserContextOptions, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { articleFixtureData, FIXTURE_SPEC } from '../helpers/article-fixture.ts';
 import { gzipSize, inlineScripts, kindOf, launchChromium, loadFully, recordPage, type PageRecord } from '../helpers/chromium.ts';
 import { serveStatic, type StaticServer } from '../helpers/static-server.ts';
 
@@ -31,15 +36,33 @@ function withoutViteEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return rest;
 }
 
-/** `npx astro build` with the sub-path base and a temporary output directory, its output streamed to stderr. */
-function buildSite(outDir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    process.stderr.write(`browser test: ATLAS_BASE=${BASE} ATLAS_OUT=${outDir} astro build\n`);
-    const child = spawn(process.execPath, [ASTRO, 'build'], {
+/** Where the fixture's steps are cached: never the real article's cache (.cache/atlas), and kept between runs. */
+const FIXTURE_CACHE = path.join(REPO, '.cache', 'atlas-fixture');
+
+/**
+ * `npx astro build` of content/article.mdx against the fixture spec, with the sub-path base, into `<tmp>/dist`, its
+ * output streamed to stderr. The build gets its own public folder and Astro cache (a config in `tmp` that extends the
+ * project's): the experiments loader prunes public/_atlas to the images of the spec it builds, so a build of the real
+ * article running at the same time in this checkout would otherwise delete this one's images, and the other way round.
+ */
+async function buildSite(tmp: string): Promise<string> {
+  const outDir = path.join(tmp, 'dist');
+  const dataDir = await articleFixtureData(path.join(tmp, 'data'));
+  const publicDir = path.join(tmp, 'public');
+  // Everything of public/ but the loader's published images (_atlas), which are the other spec's.
+  await cp(path.join(REPO, 'public'), publicDir, { recursive: true, filter: (src) => path.relative(path.join(REPO, 'public'), src).split(path.sep)[0] !== '_atlas' });
+  const config = path.join(tmp, 'astro.config.mjs');
+  await writeFile(config, `import config from ${JSON.stringify(pathToFileURL(path.join(REPO, 'astro.config.mjs')).href)};\n` +
+    `export default { ...config, publicDir: ${JSON.stringify(publicDir)}, cacheDir: ${JSON.stringify(path.join(tmp, 'astro-cache'))} };\n`);
+  const env = { ATLAS_SPEC: FIXTURE_SPEC, ATLAS_DATA: dataDir, ATLAS_CACHE: FIXTURE_CACHE, ATLAS_BASE: BASE, ATLAS_OUT: outDir };
+  process.stderr.write(`browser test: ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} astro build\n`);
+  await new Promise<void>((resolve, reject) => {
+    // Astro resolves --config against the root.
+    const child = spawn(process.execPath, [ASTRO, 'build', '--config', path.relative(REPO, config)], {
       cwd: REPO,
       // Vitest puts Vite's import.meta.env (BASE_URL '/', MODE, …) into process.env; a child Astro build would take
       // that BASE_URL over the configured base, so the child gets the environment without them.
-      env: { ...withoutViteEnv(process.env), ATLAS_BASE: BASE, ATLAS_OUT: outDir },
+      env: { ...withoutViteEnv(process.env), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let tail = '';
@@ -55,6 +78,7 @@ function buildSite(outDir: string): Promise<void> {
       else reject(new Error(`astro build failed (${signal ?? `exit ${code}`}):\n${tail}`));
     });
   });
+  return outDir;
 }
 
 let tmp: string | undefined;
@@ -66,15 +90,14 @@ beforeAll(async () => {
   let dist = process.env.ATLAS_BROWSER_DIST;
   if (!dist) {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'atlas-browser-'));
-    dist = path.join(tmp, 'dist');
-    await buildSite(dist);
+    dist = await buildSite(tmp);
   }
   if (!existsSync(path.join(dist, 'index.html'))) {
     throw new Error(`${dist}/index.html is missing after the build: does astro.config.mjs write to ATLAS_OUT?`);
   }
   server = await serveStatic(dist, BASE);
   browser = await launchChromium();
-}, 20 * 60_000);
+}, 10 * 60_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -194,7 +217,7 @@ describe('the built article in Chromium', () => {
   it('sets the two models of the spec\'s compare: block side by side, one bar per model and attack in each panel', async () => {
     const { page } = await openArticle();
     const figure = page.locator('figure[data-figure="comparison"]');
-    expect(await figure.count(), 'the comparison figure (content/article.experiments.yaml has a compare: block)').toBe(1);
+    expect(await figure.count(), 'the comparison figure (the spec has a compare: block)').toBe(1);
     await figure.scrollIntoViewIfNeeded();
     const shape = await figure.evaluate((f) => ({
       legend: [...f.querySelectorAll('.legend span')].map((s) => (s.textContent ?? '').trim()),
