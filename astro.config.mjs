@@ -5,12 +5,13 @@ import { unified } from '@astrojs/markdown-remark';
 import { defineConfig } from 'astro/config';
 import rehypeKatex from 'rehype-katex';
 import remarkMath from 'remark-math';
+import { outDir, siteBase } from './src/config.ts';
 
 export default defineConfig({
-  // Works from any static host; set `base` (or ATLAS_BASE) when the article is served under a sub-path.
-  base: process.env.ATLAS_BASE ?? '/',
+  // Works from any static host; set ATLAS_BASE (or `astro build --base`) when the article is served under a sub-path.
+  base: siteBase(),
   // Tests build into a temporary folder (ATLAS_OUT) so they never touch a user's dist/.
-  outDir: process.env.ATLAS_OUT ?? './dist',
+  outDir: outDir(),
   integrations: [mdx()],
   markdown: {
     processor: unified({ remarkPlugins: [remarkMath], rehypePlugins: [rehypeKatex] }),

@@ -1,7 +1,7 @@
 // `npm run bench`: speed of the compute core, printed as a table. Benchmarks (not timed tests) hold speed figures,
 // because CI machines vary; run this on the machine you want numbers for.
 //   npm run bench -- [--ep cpu|webgpu|cuda] [--models mobilenetv2,resnet50-random] [--repeats 3]
-//                    [--featurevis-steps 32] [--dist dist]
+//                    [--featurevis-steps 32] [--dist dist] [--base /] [--models-dir ../shared/models]
 //                    [--providers cpu|all|cpu,webgpu,cuda] [--provider-model resnet50-random] [--batches 1,8,64]
 // Four tables: the compute core (forward, PGD step), feature visualization (seconds per neuron, batch 1 vs 8,
 // scaled to Lucent's 512 steps from a shorter run), execution providers (PGD steps per second and feature
@@ -16,10 +16,11 @@ import { renderNeurons } from '../src/compute/featurevis/render.ts';
 import { benchProviders } from './providers.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import type { ExecutionProvider } from '../src/compute/runtime/session.ts';
+import { modelsDir, providerChoice, siteBase } from '../src/config.ts';
 
 const { values } = parseArgs({
   options: {
-    ep: { type: 'string', default: 'cpu' },
+    ep: { type: 'string' },
     models: { type: 'string', default: 'mobilenetv2,resnet50-random' },
     repeats: { type: 'string', default: '3' },
     'featurevis-steps': { type: 'string', default: '32' },
@@ -28,10 +29,15 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '1,8' },
     'pgd-steps': { type: 'string', default: '3' },
     dist: { type: 'string', default: path.resolve(import.meta.dirname, '../dist') },
-    'models-dir': { type: 'string', default: process.env.ATLAS_MODELS ?? path.resolve(import.meta.dirname, '../../shared/models') },
+    'models-dir': { type: 'string' },
+    base: { type: 'string' },
   },
 });
-const ep = values.ep as ExecutionProvider;
+// Flags over ATLAS_EP / ATLAS_MODELS / ATLAS_BASE over defaults, as everywhere (src/config.ts).
+const choice = providerChoice(values.ep);
+if (choice === 'auto') throw new Error('npm run bench: --ep auto is not supported here; name the provider to time');
+const ep: ExecutionProvider = choice;
+const modelFolder = modelsDir(values['models-dir']);
 const repeats = Number(values.repeats);
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
@@ -48,7 +54,7 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
 
 const rows: string[][] = [];
 for (const id of values.models!.split(',')) {
-  const classifier = await loadClassifier(path.join(values['models-dir']!, `${id}.onnx`), { ep });
+  const classifier = await loadClassifier(path.join(modelFolder, `${id}.onnx`), { ep });
   const per = classifier.inputDims.reduce((a, b) => a * b, 1);
   for (const batch of [1, 8]) {
     const x = new Float32Array(batch * per).map((_, i) => (Math.sin(i) + 1) / 2);
@@ -75,7 +81,7 @@ const fvSteps = Number(values['featurevis-steps']);
 const fvRows: string[][] = [];
 const loops = [['device (pipeline)', deviceRenderNeurons], ['host (reference)', renderNeurons]] as const;
 for (const id of values.models!.split(',')) {
-  const classifier = await loadClassifier(path.join(values['models-dir']!, `${id}.onnx`), { ep });
+  const classifier = await loadClassifier(path.join(modelFolder, `${id}.onnx`), { ep });
   const layer = classifier.model.layers.at(-Math.min(8, classifier.model.layers.length))!;
   const targets = Array.from({ length: 8 }, (_, c) => ({ layer: layer.name, channel: c }));
   for (const [loop, render] of loops) {
@@ -97,7 +103,7 @@ console.log(`\nFeature visualization, seconds per neuron for 512 steps (measured
 console.log(table(['model', 'layer', 'loop', 'batch 1 s/neuron', 'batch 8 s/neuron', 'speed-up'], fvRows));
 
 const providerRows = await benchProviders({
-  model: path.join(values['models-dir']!, `${values['provider-model']}.onnx`),
+  model: path.join(modelFolder, `${values['provider-model']}.onnx`),
   providers: values.providers === 'all' ? 'all' : (values.providers!.split(',') as ExecutionProvider[]),
   batches: values.batches!.split(',').map(Number),
   pgdSteps: Number(values['pgd-steps']),
@@ -110,7 +116,7 @@ console.log(table(['ep', 'batch', 'PGD images·steps/s', 'PGD steps/s', 'feature
 if (existsSync(path.join(values.dist!, 'index.html'))) {
   // Loaded only here: it drives Chromium, which a GPU machine running the compute benchmarks need not have.
   const { pageWeight } = await import('./page-weight.ts');
-  const w = await pageWeight(values.dist!, process.env.ATLAS_BASE ?? '/');
+  const w = await pageWeight(values.dist!, siteBase(values.base));
   const kb = (b: number) => (b / 1024).toFixed(1);
   console.log(`\nArticle first load (${values.dist}, gzip; budget: JavaScript ≤ 300 KB)\n`);
   console.log(table(['JavaScript KB', 'CSS KB', 'HTML KB', 'requests'], [[kb(w.jsGzipBytes), kb(w.cssGzipBytes), kb(w.htmlGzipBytes), String(w.requests)]]));

@@ -1,29 +1,36 @@
 #!/usr/bin/env node
 // `atlas`: inspect, differentiate and attack ONNX image classifiers from the command line.
 import { Command, Option } from 'commander';
-import { PROVIDER_CHOICES, type ProviderChoice } from '../compute/runtime/execution-provider.ts';
+import type { ProviderChoice } from '../compute/runtime/execution-provider.ts';
+import { debug, PROVIDER_NAMES } from '../config.ts';
 import { attack } from './commands/attack.ts';
-import { compute } from './commands/compute.ts';
+import { compute, type ComputeOptions } from './commands/compute.ts';
 import { featurevis, type FeaturevisOptions } from './commands/featurevis.ts';
 import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
 import { providers } from './commands/providers.ts';
 import { parseInteger, parseNumber } from './parse.ts';
 
+type ComputeFlags = Omit<ComputeOptions, 'spec' | 'kinds'>;
+
 const program = new Command()
   .name('atlas')
   .description('Adversarial Atlas: inspect, differentiate and attack ONNX image classifiers (pixels in [0,1])')
   .showHelpAfterError();
 
-const epOption = () => new Option('--ep <provider>', 'onnxruntime execution provider; auto times the model on each one that starts and picks the fastest')
-  .choices(PROVIDER_CHOICES).default('cpu');
+// No default here: without the flag, ATLAS_EP decides, then cpu (src/config.ts).
+const epOption = () => new Option('--ep <provider>', 'onnxruntime execution provider (default: ATLAS_EP, else cpu); auto times the model on each one that starts and picks the fastest')
+  .choices(PROVIDER_NAMES);
+const specArgument = 'experiment spec (YAML; default: ATLAS_SPEC, else content/article.experiments.yaml)';
+const dataOption = () => new Option('--data <dir>', 'data directory the spec\'s paths are relative to (default: ATLAS_DATA, else data/)');
+const cacheOption = () => new Option('--cache <dir>', 'compute cache (default: ATLAS_CACHE, else .cache/atlas/)');
 
 program.command('inspect')
   .description('list the layers a user may analyse: name, op, output shape')
   .argument('<model>', 'ONNX model with its model card (<model>.json) beside it')
   .option('--json', 'print JSON instead of a table')
   .addOption(epOption())
-  .action(async (model: string, o: { json?: boolean; ep: ProviderChoice }) => inspect(model, o));
+  .action(async (model: string, o: { json?: boolean; ep?: ProviderChoice }) => inspect(model, o));
 
 program.command('grad')
   .description('gradient of an objective with respect to the input pixels, as .npy')
@@ -32,7 +39,7 @@ program.command('grad')
   .requiredOption('--objective <spec>', 'ce:<labels> | logit:<k> | margin:<k> | channel:<layer>:<c> | neuron:<layer>:<c>:<y>:<x>, joined by + with optional w* weights')
   .requiredOption('--out <file.npy>', 'where to write the gradient (float32)')
   .addOption(epOption())
-  .action(async (o: { model: string; input: string[]; objective: string; out: string; ep: ProviderChoice }) => grad(o));
+  .action(async (o: { model: string; input: string[]; objective: string; out: string; ep?: ProviderChoice }) => grad(o));
 
 program.command('attack')
   .description('PGD (L∞ or L2) attack; writes clean, adversarial and perturbation PNGs and results.json')
@@ -63,7 +70,7 @@ program.command('attack')
       labels: o.labels as string | undefined,
       target: o.target as string | undefined,
       out: String(o.out),
-      ep: o.ep as ProviderChoice,
+      ep: o.ep as ProviderChoice | undefined,
       attack: {
         norm: o.norm as 'linf' | 'l2',
         eps,
@@ -84,11 +91,13 @@ program.command('providers')
 
 program.command('compute')
   .description('run the compute steps of an experiment spec that are not cached (what `npm run build` does first)')
-  .argument('[spec]', 'experiment spec (YAML)', 'content/article.experiments.yaml')
+  .argument('[spec]', specArgument)
   .option('--dry-run', 'list the steps that would run, and why, without running them')
   .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
   .addOption(epOption())
-  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ProviderChoice }) => compute({ spec, ...o }));
+  .addOption(dataOption())
+  .addOption(cacheOption())
+  .action(async (spec: string | undefined, o: ComputeFlags) => compute({ spec, ...o }));
 
 program.command('featurevis')
   .description('render images that maximise neurons (Lucent defaults: 128 px Fourier image, decorrelated colour, standard transforms, Adam 0.05, 512 steps)')
@@ -103,24 +112,29 @@ program.command('featurevis')
   .option('--diversity <w>', "weight of Lucent's diversity term between copies of a neuron (Lucent's notebooks: 100)", '0')
   .requiredOption('--out <dir>', 'output directory (replaced atomically)')
   .addOption(epOption())
-  .action(async (o: FeaturevisOptions & { ep: ProviderChoice }) => featurevis(o));
+  .action(async (o: FeaturevisOptions & { ep?: ProviderChoice }) => featurevis(o));
 
 program.command('analyse')
   .alias('analyze')
   .description('run only the neuron analyses of a spec (activations, fragility, polysemanticity) and the attacks they need')
-  .argument('[spec]', 'experiment spec (YAML)', 'content/article.experiments.yaml')
+  .argument('[spec]', specArgument)
   .option('--dry-run', 'list the steps that would run, and why, without running them')
   .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
   .addOption(epOption())
-  .action(async (spec: string, o: { dryRun?: boolean; force?: string[]; ep: ProviderChoice }) =>
+  .addOption(dataOption())
+  .addOption(cacheOption())
+  .action(async (spec: string | undefined, o: ComputeFlags) =>
     compute({ spec, ...o, kinds: ['activations', 'neurons', 'polysemantic'] }));
 
+let showStack = false;
 try {
+  // Read first, so that a bad ATLAS_DEBUG is itself reported like any other error.
+  showStack = debug();
   await program.parseAsync(process.argv);
 } catch (err) {
   // One line for the user; the stack only when asked for.
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`atlas: error: ${message.split('\n')[0]}\n`);
-  if (process.env.ATLAS_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  if (showStack && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   process.exitCode = 1;
 }

@@ -4,9 +4,14 @@ import { loadClassifier, type Classifier } from '../compute/model/classifier.ts'
 import { chooseProvider, loadOncePerProvider, placementNotice } from '../compute/model/provider-choice.ts';
 import type { ProviderChoice } from '../compute/runtime/execution-provider.ts';
 import type { ProgramSpec } from '../compute/runtime/program.ts';
+import { providerChoice } from '../config.ts';
 
-/** `program`: what the command will run, for the placement notice (default: the attack gradient). */
-export async function loadClassifierOn(model: string, choice: ProviderChoice = 'cpu', program?: (c: Classifier) => ProgramSpec): Promise<Classifier> {
+/**
+ * `flag`: the --ep the user gave, if any (else ATLAS_EP, else cpu). `program`: what the command will run, for the
+ * placement notice (default: the attack gradient).
+ */
+export async function loadClassifierOn(model: string, flag?: ProviderChoice, program?: (c: Classifier) => ProgramSpec): Promise<Classifier> {
+  const choice = providerChoice(flag);
   const load = loadOncePerProvider((ep) => loadClassifier(model, { ep }));
   const resolved = await chooseProvider(choice, load);
   for (const line of resolved.notices) process.stderr.write(`atlas: ${line}\n`);

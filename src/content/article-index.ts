@@ -12,10 +12,11 @@
 // <Cite> in a code block is not a citation.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { articlePath, bibPath as configuredBibPath } from '../config.ts';
 import { readBibliography, type BibEntry } from './bibliography.ts';
 
-export const DEFAULT_ARTICLE = 'content/article.mdx';
-export const DEFAULT_BIB = 'content/references.bib';
+export const DEFAULT_ARTICLE = articlePath(undefined, {});
+export const DEFAULT_BIB = configuredBibPath(undefined, {});
 
 /** Components that may carry an id without being a numbered figure. */
 export const NOT_FIGURES: ReadonlySet<string> = new Set(['Cite', 'Ref', 'References', 'Value', 'Aside']);
@@ -335,8 +336,8 @@ function stampOf(file: string): string {
  * does not exist, a duplicate figure id, or a .bib syntax error.
  */
 export function indexArticle(mdxPath?: string, bibPath?: string): ArticleIndex {
-  const mdxAbs = path.resolve(mdxPath ?? process.env.ATLAS_ARTICLE ?? DEFAULT_ARTICLE);
-  const bibAbs = path.resolve(bibPath ?? process.env.ATLAS_BIB ?? DEFAULT_BIB);
+  const mdxAbs = path.resolve(articlePath(mdxPath));
+  const bibAbs = path.resolve(configuredBibPath(bibPath));
   const cacheKey = `${mdxAbs}\0${bibAbs}`;
   const stamp = `${stampOf(mdxAbs)}|${stampOf(bibAbs)}`;
   let hit = cache.get(cacheKey);

@@ -2,8 +2,9 @@
 // loudly when it is missing rather than skipping, so a CI run without the data cannot pass by testing nothing.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { sharedDir } from '../../src/config.ts';
 
-export const SHARED = process.env.ATLAS_SHARED ?? path.resolve(import.meta.dirname, '../../../shared');
+export const SHARED = sharedDir();
 
 export function shared(...parts: string[]): string {
   const p = path.join(SHARED, ...parts);

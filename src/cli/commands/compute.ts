@@ -2,11 +2,17 @@ import path from 'node:path';
 import { runPipeline } from '../../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../../compute/pipeline/terminal-reporter.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
+import { specPath } from '../../config.ts';
 
 export interface ComputeOptions {
-  /** execution provider (cpu, webgpu, cuda) or auto */
+  /** execution provider (cpu, webgpu, cuda) or auto; default ATLAS_EP, else cpu */
   ep?: ProviderChoice;
-  spec: string;
+  /** default: ATLAS_SPEC, else content/article.experiments.yaml */
+  spec?: string;
+  /** default: ATLAS_DATA, else data/ */
+  data?: string;
+  /** default: ATLAS_CACHE, else .cache/atlas/ */
+  cache?: string;
   force?: string[];
   dryRun?: boolean;
   /** only these step kinds (and what they depend on) */
@@ -16,8 +22,10 @@ export interface ComputeOptions {
 /** Run (or plan) the compute steps of an experiment spec, as `npm run build` does before building the site. */
 export async function compute(opts: ComputeOptions): Promise<void> {
   await runPipeline({
-    specPath: path.resolve(opts.spec),
+    specPath: path.resolve(specPath(opts.spec)),
     projectRoot: process.cwd(),
+    dataDir: opts.data,
+    cacheDir: opts.cache,
     force: opts.force?.includes('all') ? 'all' : opts.force,
     dryRun: opts.dryRun,
     kinds: opts.kinds,

@@ -164,22 +164,37 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       outcomes.push(outcome);
       continue;
     }
-    reporter.stepStart?.(plan);
-    const t = performance.now();
-    const files = await step.compute({ progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label), dependency });
-    const entry = await store.put(step.kind, p.key, p.record, files);
-    entries.set(p.id, entry);
-    index[step.id] = { kind: step.kind, key: p.key, inputs: p.record };
-    // Written after every step, so an interrupted build still explains the steps it finished.
-    await store.writeIndex(index);
-    const outcome: StepOutcome = { ...plan, status: 'computed', seconds: (performance.now() - t) / 1000, entry };
-    reporter.stepEnd?.(outcome);
-    outcomes.push(outcome);
+    // Another build on this cache may be computing the same entry: wait for it, then take its result.
+    const claim = await store.claim(step.kind, p.key, (owner) =>
+      reporter.log?.(`${step.kind}:${step.id}: waiting for another build (pid ${owner.pid} on ${owner.host}) that is computing it`));
+    try {
+      // Looked up again even without waiting: a build may have stored the entry between the plan and the claim. A
+      // forced step is taken from another build only if that build computed it while this one waited.
+      if (claim.waited || p.reason !== 'forced') {
+        const found = await store.lookup(step.kind, p.key);
+        if (found.status === 'hit') {
+          entries.set(p.id, found.entry);
+          const outcome: StepOutcome = { ...plan, reason: 'computed by another build meanwhile', status: 'cached', seconds: 0, entry: found.entry };
+          reporter.stepEnd?.(outcome);
+          outcomes.push(outcome);
+          continue;
+        }
+      }
+      reporter.stepStart?.(plan);
+      const t = performance.now();
+      const files = await step.compute({ progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label), dependency });
+      const entry = await store.put(step.kind, p.key, p.record, files);
+      entries.set(p.id, entry);
+      // Recorded after every step, so an interrupted build still explains the steps it finished.
+      await store.updateIndex({ [step.id]: { kind: step.kind, key: p.key, inputs: p.record } });
+      const outcome: StepOutcome = { ...plan, status: 'computed', seconds: (performance.now() - t) / 1000, entry };
+      reporter.stepEnd?.(outcome);
+      outcomes.push(outcome);
+    } finally {
+      await claim.release();
+    }
   }
-  if (!opts.dryRun) {
-    for (const p of planned) index[p.id] = { kind: p.kind, key: p.key, inputs: p.record };
-    await store.writeIndex(index);
-  }
+  if (!opts.dryRun) await store.updateIndex(Object.fromEntries(planned.map((p) => [p.id, { kind: p.kind, key: p.key, inputs: p.record }])));
   const result = { spec, steps: outcomes, seconds: (performance.now() - started) / 1000 };
   reporter.done?.(result);
   return result;

@@ -1,7 +1,6 @@
 // The experiment spec: which model, which images, which attacks and layers an article's figures come from.
 // YAML next to the article, validated once here with zod; paths are relative to the data directory.
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { parseFraction } from '../numbers.ts';
@@ -143,12 +142,4 @@ export async function loadSpec(specPath: string): Promise<ExperimentSpec> {
     throw new Error(`${specPath}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
   }
   return parsed.data;
-}
-
-/**
- * Where models and images live: ATLAS_DATA, else `data/` in the project. A user fills it by download (a spec's
- * model.url) or by hand; CI and the tests fill it from ../shared.
- */
-export function resolveDataDir(projectRoot: string): string {
-  return path.resolve(process.env.ATLAS_DATA ?? path.join(projectRoot, 'data'));
 }
