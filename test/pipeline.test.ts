@@ -6,8 +6,15 @@ import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import type { z } from 'zod';
 import { Graph } from '../src/compute/onnx/graph.ts';
+import { NEURONS_JSON } from '../src/compute/pipeline/outputs/analysis.ts';
+import { RESULTS_JSON } from '../src/compute/pipeline/outputs/attack.ts';
+import { COMPARISON_JSON } from '../src/compute/pipeline/outputs/comparison.ts';
+import { STEP_OUTPUTS, type StepKind } from '../src/compute/pipeline/outputs/index.ts';
+import { check, type JsonOutput } from '../src/compute/pipeline/outputs/json-file.ts';
 import { runPipeline, type PipelineOptions } from '../src/compute/pipeline/run-pipeline.ts';
+import { COMPARISON, attackStepId, comparedStepId, neuronsStepId } from '../src/compute/pipeline/step-ids.ts';
 import { probeProvider } from '../src/compute/runtime/execution-provider.ts';
 import { SPEC, testProject, type TestProject } from './helpers/project.ts';
 import { shared } from './helpers/shared.ts';
@@ -162,15 +169,20 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
       'int8/weasel_to_truck': 'computed', 'int8/panda_untargeted': 'computed', 'int8/activations': 'computed',
       'int8/neurons_weasel_to_truck': 'computed', 'int8/neurons_panda_untargeted': 'computed', comparison: 'computed',
     });
-    const read = async (id: string, file: string) => JSON.parse(await readFile(first.steps.find((s) => s.id === id)!.entry!.file(file), 'utf8'));
-    const comparison = await read('comparison', 'comparison.json');
+    // Each step leaves exactly the JSON files its kind declares (src/compute/pipeline/outputs/index.ts).
+    for (const s of first.steps) {
+      expect(Object.keys(s.entry!.manifest.files).filter((f) => f.endsWith('.json')).sort(), s.id).toEqual(STEP_OUTPUTS[s.kind as StepKind].map((o) => o.file).sort());
+    }
+    const read = async <S extends z.ZodType>(id: string, output: JsonOutput<S>) =>
+      check(output, JSON.parse(await readFile(first.steps.find((s) => s.id === id)!.entry!.file(output.file), 'utf8')), (problem) => `${id}: ${problem}`);
+    const comparison = await read(COMPARISON, COMPARISON_JSON);
     expect(comparison.models).toEqual([{ id: 'main', label: 'mobilenetv2' }, { id: 'int8', label: 'MobileNetV2 int8' }]);
     expect(comparison.rows).toHaveLength(4);
     for (const row of comparison.rows) {
       // Recomputed here from the attack's own results and the neuron step of the same model.
-      const prefix = row.model === 'main' ? '' : 'int8/';
-      const results = await read(`${prefix}${row.attack}`, 'results.json');
-      const rows = results.rows as { success: boolean; l2: number; linf: number; top5_before: { class: number; probability: number }[]; top5_after: { class: number; probability: number }[] }[];
+      const stepOf = (id: string) => (row.model === 'main' ? id : comparedStepId('int8', id));
+      const results = await read(stepOf(attackStepId(row.attack)), RESULTS_JSON);
+      const rows = results.rows;
       expect(row.n).toBe(rows.length);
       expect(row.success_rate).toBeCloseTo(rows.filter((r) => r.success).length / rows.length, 6);
       expect(row.mean_linf).toBeCloseTo(rows.reduce((a, r) => a + r.linf, 0) / rows.length, 6);
@@ -183,8 +195,8 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
       expect(row.confidence_drop).toBeCloseTo(meanOf(before.map((b, i) => b - after[i])), 6);
       expect(row.mean_l2).toBeCloseTo(meanOf(rows.map((r) => r.l2)), 6);
       // Pixels changed, from the saved PNGs: positions where some channel of the adversarial image differs.
-      const entry = first.steps.find((s) => s.id === `${prefix}${row.attack}`)!.entry!;
-      const changed = await Promise.all((results.rows as { images: { clean: string; adversarial: string } }[]).map(async (r) => {
+      const entry = first.steps.find((s) => s.id === stepOf(attackStepId(row.attack)))!.entry!;
+      const changed = await Promise.all(rows.map(async (r) => {
         const [c, a] = await Promise.all([r.images.clean, r.images.adversarial].map((f) => sharp(entry.file(f)).removeAlpha().raw().toBuffer()));
         let k = 0;
         for (let i = 0; i < c.length; i += 3) if (c[i] !== a[i] || c[i + 1] !== a[i + 1] || c[i + 2] !== a[i + 2]) k++;
@@ -192,19 +204,19 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
       }));
       expect(row.changed_pixels).toBeCloseTo(meanOf(changed), 6);
       expect(row.changed_pixels).toBeGreaterThan(0);
-      const neurons = await read(`${prefix}neurons_${row.attack}`, 'neurons.json');
+      const neurons = await read(stepOf(neuronsStepId(row.attack)), NEURONS_JSON);
       const layer = neurons.layers[row.model === 'main' ? 'features.17.conv.2' : 'Conv_94'].fragility;
       expect(row.fragile['features.17.conv.2']).toEqual({ drops: layer.drops, spikes: layer.spikes, channels: 320 });
     }
     for (const m of ['main', 'int8']) {
-      const own = comparison.rows.filter((r: { model: string }) => r.model === m);
-      const n = own.reduce((a: number, r: { n: number }) => a + r.n, 0);
+      const own = comparison.rows.filter((r) => r.model === m);
+      const n = own.reduce((a, r) => a + r.n, 0);
       expect(comparison.summary[m].n).toBe(n);
-      expect(comparison.summary[m].success_rate).toBeCloseTo(own.reduce((a: number, r: { n: number; success_rate: number }) => a + r.n * r.success_rate, 0) / n, 6);
-      expect(comparison.summary[m].confidence_drop).toBeCloseTo(own.reduce((a: number, r: { n: number; confidence_drop: number }) => a + r.n * r.confidence_drop, 0) / n, 6);
+      expect(comparison.summary[m].success_rate).toBeCloseTo(own.reduce((a, r) => a + r.n * r.success_rate, 0) / n, 6);
+      expect(comparison.summary[m].confidence_drop).toBeCloseTo(own.reduce((a, r) => a + r.n * r.confidence_drop, 0) / n, 6);
     }
     // Two different models: the int8 one's clean confidence is its own.
-    const [main, int8] = [await read('panda_untargeted', 'results.json'), await read('int8/panda_untargeted', 'results.json')];
+    const [main, int8] = [await read('panda_untargeted', RESULTS_JSON), await read(comparedStepId('int8', 'panda_untargeted'), RESULTS_JSON)];
     expect(int8.rows[0].top5_before[0].probability).not.toBe(main.rows[0].top5_before[0].probability);
     expect(int8.params).toEqual(main.params);
     const second = await run(p);

@@ -22,8 +22,9 @@ async function writeSite(root: string, prose: string): Promise<void> {
   if (!existsSync(path.join(root, 'node_modules'))) await symlink(path.join(REPO, 'node_modules'), path.join(root, 'node_modules'));
   await writeFile(path.join(root, 'astro.config.mjs'), `import mdx from '@astrojs/mdx';\nexport default { integrations: [mdx()], vite: { resolve: { preserveSymlinks: true } } };\n`);
   await writeFile(path.join(root, 'src', 'content.config.ts'),
-    `import { defineCollection } from 'astro:content';\nimport { experimentsLoader } from './atlas/content/experiments-loader.ts';\n` +
-    `export const collections = { experiments: defineCollection({ loader: experimentsLoader({ spec: 'experiments.yaml' }) }) };\n`);
+    `import { defineCollection } from 'astro:content';\nimport { ExperimentEntry } from './atlas/content/experiment-entry.ts';\n` +
+    `import { experimentsLoader } from './atlas/content/experiments-loader.ts';\n` +
+    `export const collections = { experiments: defineCollection({ loader: experimentsLoader({ spec: 'experiments.yaml' }), schema: ExperimentEntry }) };\n`);
   await writeFile(path.join(root, 'src', 'pages', 'index.astro'),
     `---\nimport { Content } from '../../content/article.mdx';\n---\n<html><body><Content /></body></html>\n`);
   await writeFile(path.join(root, 'content', 'article.mdx'),

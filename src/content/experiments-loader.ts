@@ -20,7 +20,7 @@ export interface ExperimentsLoaderOptions {
 export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
   return {
     name: 'atlas-experiments',
-    async load({ store, logger, config, watcher }) {
+    async load({ store, logger, config, watcher, parseData }) {
       const root = fileURLToPath(config.root);
       const specPath = path.resolve(root, spec);
       const assetDir = path.join(fileURLToPath(config.publicDir), ASSET_DIR);
@@ -30,7 +30,10 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
         store.clear();
         const published = new Set<string>();
         for (const step of result.steps) {
-          store.set({ id: step.id, data: { ...(await entryData(step, result.spec.id, result.spec.model.file, assetDir, published)), private: result.spec.private }, digest: `${step.key}:${result.spec.private}` });
+          const raw = { ...(await entryData(step, result.spec.id, result.spec.model.file, assetDir, published)), private: result.spec.private };
+          // Checked against the collection's schema (experiment-entry.ts in this project's content.config.ts), so a
+          // figure reads the shape its types promise.
+          store.set({ id: step.id, data: await parseData({ id: step.id, data: raw }), digest: `${step.key}:${result.spec.private}` });
         }
         // Images of earlier specs would otherwise ship with every later build.
         for (const f of await readdir(assetDir)) if (!published.has(f)) await rm(path.join(assetDir, f), { force: true });

@@ -1,7 +1,8 @@
 // Everything a neuron card shows, gathered from the computed steps: its feature visualization (featurevis step),
 // the classes and patches it fires for and its dataset histogram (polysemantic step), and how each attack moved it
 // (neurons_<attack> steps). The static cards and the explorer's per-neuron JSON both come from here.
-import { getCollection } from 'astro:content';
+import { FEATUREVIS, POLYSEMANTIC, attackStepId, isComparedStepId } from '../../compute/pipeline/step-ids.ts';
+import { stepData, stepsOfKind } from '../experiment-data.ts';
 
 export interface NeuronCard {
   layer: string;
@@ -15,8 +16,6 @@ export interface NeuronCard {
   patches: { image: string; name: string }[];
   attacks: { id: string; what: string; n: number; clean: number; adversarial: number; target: number | null; score: number }[];
 }
-
-interface Entry { id: string; data: Record<string, any> }
 
 export interface CardSource {
   layers: string[];
@@ -32,19 +31,19 @@ export function cardSource(): Promise<CardSource> {
 }
 
 async function load(): Promise<CardSource> {
-  const entries = (await getCollection('experiments')) as unknown as Entry[];
-  const byId = new Map(entries.map((e) => [e.id, e.data]));
-  const poly = byId.get('polysemantic');
+  const who = 'neuron cards';
+  const poly = await stepData('polysemantic', POLYSEMANTIC, who);
   if (!poly) throw new Error('neuron cards need the polysemantic step: the spec must list layers');
-  const fv = byId.get('featurevis')?.featurevis?.neurons ?? [];
+  const fv = (await stepData('featurevis', FEATUREVIS, who))?.featurevis.neurons ?? [];
   // A compared model's steps (`<model id>/neurons_…`) name other layers: cards describe the main model.
-  const attacks = entries.filter((e) => e.data.kind === 'neurons' && !e.id.includes('/')).map((e) => {
-    const attackId = e.id.replace(/^neurons_/, '');
-    const summary = byId.get(attackId)?.summary;
-    const sources = summary?.sources?.length ? summary.sources.join(', ') : 'any class';
+  const analysed = (await stepsOfKind('neurons')).filter((e) => !isComparedStepId(e.id));
+  const attacks = await Promise.all(analysed.map(async (e) => {
+    const attackId = e.data.neurons.attack;
+    const summary = (await stepData('attack', attackStepId(attackId), who))?.summary;
+    const sources = summary?.sources.length ? summary.sources.join(', ') : 'any class';
     const what = summary ? (summary.target ? `${sources} → ${summary.target}` : `${sources}, untargeted`) : attackId;
     return { id: attackId, what, data: e.data.neurons };
-  });
+  }));
   const layers = Object.keys(poly.histograms);
   const channels = Object.fromEntries(layers.map((l) => [l, poly.histograms[l].length]));
   return {
@@ -54,17 +53,17 @@ async function load(): Promise<CardSource> {
       if (!layers.includes(layer)) throw new Error(`no neuron analysis for layer '${layer}' (analysed: ${layers.join(', ')})`);
       const hist = poly.histograms[layer][channel];
       if (!hist) throw new Error(`layer '${layer}' has no channel ${channel}`);
-      const rank = poly.polysemantic.layers[layer].ranking.find((r: any) => r.channel === channel);
-      const patches = poly.polysemantic.layers[layer].patches.find((p: any) => p.channel === channel)?.patches ?? [];
-      const image = fv.find((n: any) => n.layer === layer && n.channel === channel);
+      const rank = poly.polysemantic.layers[layer].ranking.find((r) => r.channel === channel);
+      const patches = poly.polysemantic.layers[layer].patches.find((p) => p.channel === channel)?.patches ?? [];
+      const image = fv.find((n) => n.layer === layer && n.channel === channel);
       return {
         layer,
         channel,
         featurevis: image ? { image: image.image, ratio: image.ratio } : null,
         histogram: { edges: hist.edges, counts: hist.counts, n: poly.polysemantic.n },
-        top: (poly.top_images?.[layer]?.[channel] ?? []).map((t: any) => ({ name: t.name, activation: t.activation })),
+        top: (poly.top_images[layer]?.[channel] ?? []).map((t) => ({ name: t.name, activation: t.activation })),
         polysemantic: rank ? { score: rank.score, groups: Object.keys(rank.groups) } : null,
-        patches: patches.map((p: any) => ({ image: p.file, name: p.name })),
+        patches: patches.map((p) => ({ image: p.file, name: p.name })),
         attacks: attacks.map(({ id, what, data }) => {
           const l = data.layers[layer];
           return {

@@ -4,28 +4,11 @@
 import path from 'node:path';
 import { perturbationPng, toPng } from '../io/image.ts';
 import type { Classifier } from '../model/classifier.ts';
+import type { AttackReportRow } from '../pipeline/outputs/attack.ts';
 import type { AttackResult } from './attack-images.ts';
 
-export interface AttackRow {
-  file: string;
-  label: number;
-  label_name: string;
-  label_source: 'given' | 'prediction';
-  target?: number;
-  target_name?: string;
-  top5_before: AttackResult['top5Before'];
-  top5_after: AttackResult['top5After'];
-  success: boolean;
-  linf: number;
-  l2: number;
-  steps: number;
-  loss_before: number;
-  loss_after: number;
-  images: { clean: string; adversarial: string; perturbation: string };
-}
-
 export interface AttackReport {
-  rows: AttackRow[];
+  rows: AttackReportRow[];
   /** file name → bytes */
   files: Map<string, Uint8Array>;
 }
@@ -35,7 +18,7 @@ export async function attackReport(results: readonly AttackResult[], classifier:
   const { classes } = classifier;
   const stems = uniqueStems(results.map((r) => r.name));
   const files = new Map<string, Uint8Array>();
-  const rows: AttackRow[] = [];
+  const rows: AttackReportRow[] = [];
   for (let i = 0; i < results.length; i++) {
     const r = results[i];
     const stem = stems[i];

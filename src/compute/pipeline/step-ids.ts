@@ -19,11 +19,6 @@ export function neuronsStepId(attack: string): string {
   return `neurons_${attack}`;
 }
 
-/** The attack of neurons_<attack>, or undefined when `id` names another kind of step. */
-export function attackOfNeuronsStep(id: string): string | undefined {
-  return /^neurons_(.+)$/.exec(id)?.[1];
-}
-
 /** The k-th budget of an attack's `eps_sweep` (k from 0, in the spec's order). */
 export function sweepStepId(attack: string, k: number): string {
   return `${attack}_eps${k}`;

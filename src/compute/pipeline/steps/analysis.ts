@@ -13,7 +13,6 @@ import { channelSpread, groupStats, type GroupStats } from '../../analysis/neuro
 import { layerPolysemanticity } from '../../analysis/polysemantic.ts';
 import { recordActivations, type LayerActivations } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
-import { stableJson } from '../../cache/stable-json.ts';
 import { cellBox, receptiveFields, type ReceptiveField } from '../../analysis/receptive-field.ts';
 import { mapShift, overlayPng, upsample } from '../../analysis/heatmap.ts';
 import { quantile } from '../../analysis/polysemantic.ts';
@@ -22,10 +21,15 @@ import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { encodeNpy, parseNpy } from '../../io/npy.ts';
 import type { CacheEntry } from '../../cache/store.ts';
 import type { LabelledImage } from '../data.ts';
+import {
+  ACTIVATIONS_JSON, HISTOGRAMS_JSON, NEURONS_JSON, POLYSEMANTIC_JSON, TOP_IMAGES_JSON,
+  type Activations, type Histograms, type NeuronsLayer, type PolysemanticLayer, type TopImages,
+} from '../outputs/analysis.ts';
+import { RESULTS_JSON } from '../outputs/attack.ts';
+import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { Step } from '../step.ts';
+import { ACTIVATIONS, POLYSEMANTIC, neuronsStepId } from '../step-ids.ts';
 import type { StepEnv } from './attack.ts';
-
-export const ACTIVATIONS = 'activations';
 
 /** File-name-safe form of a layer name. */
 const fileOf = (layer: string) => layer.replace(/[^\w.-]/g, '_');
@@ -52,14 +56,14 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
       const records = await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), spec.layers, a.batch,
         (done, total) => ctx.progress(done, total, `${done}/${total} images`));
       const files = new Map<string, Uint8Array>();
-      const layers: Record<string, unknown> = {};
+      const layers: Activations['layers'] = {};
       for (const [layer, r] of records) {
         files.set(`${fileOf(layer)}.mean.npy`, encodeNpy(r.mean, [r.images, r.channels]));
         files.set(`${fileOf(layer)}.max.npy`, encodeNpy(r.max, [r.images, r.channels]));
         files.set(`${fileOf(layer)}.argmax.npy`, encodeNpy(r.argmax, [r.images, r.channels]));
         layers[layer] = { file: fileOf(layer), channels: r.channels, spatial: r.spatial };
       }
-      files.set('activations.json', new TextEncoder().encode(stableJson({ layers, images: env.reference.map((im) => ({ name: im.name, label: im.label })) })));
+      files.set(ACTIVATIONS_JSON.file, writeJson(ACTIVATIONS_JSON, ACTIVATIONS, { layers, images: env.reference.map((im) => ({ name: im.name, label: im.label })) }));
       return files;
     },
   });
@@ -79,7 +83,7 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
   };
 
   for (const attackId of Object.keys(spec.attacks)) {
-    const id = `neurons_${attackId}`;
+    const id = neuronsStepId(attackId);
     steps.push({
       id,
       kind: 'neurons',
@@ -90,8 +94,8 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
         const classifier = await env.classifier();
         const attack = ctx.dependency(attackId);
         const acts = ctx.dependency(ACTIVATIONS);
-        const results = JSON.parse(await readFile(attack.file('results.json'), 'utf8'));
-        const rows: { file: string; label: number; target?: number; images: { adversarial: string } }[] = results.rows;
+        const results = await readJson(RESULTS_JSON, attack, id, attackId);
+        const rows = results.rows;
         const [, h, w] = classifier.inputDims;
         const cleanPixels = await Promise.all(rows.map((r) => loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess)));
         const advPixels = await Promise.all(rows.map(async (r) => hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w)));
@@ -99,13 +103,15 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
         const adversarial = await recordActivations(classifier, rows.length, async (i) => advPixels[i], spec.layers, a.batch);
         const fields = receptiveFields(classifier.model.prepared);
         const files = new Map<string, Uint8Array>();
-        const target: number | null = results.params.target;
-        const layers: Record<string, unknown> = {};
+        const target = results.params.target;
+        const layers: Record<string, NeuronsLayer> = {};
         for (const [li, layer] of spec.layers.entries()) {
           ctx.progress(li, spec.layers.length, layer);
           const ref = await referenceMeans(acts, layer);
           const { std } = channelSpread(ref.values, ref.channels);
-          const targetGroup = target === null ? undefined : groupOf(target);
+          // A target class without reference images has no clean statistics to set beside the attack's.
+          const group = target === null ? undefined : groupOf(target);
+          const targetGroup = group?.rows.length ? group : undefined;
           const c = clean.get(layer)!;
           const x = adversarial.get(layer)!;
           const fragility = layerFragility({
@@ -126,18 +132,16 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
             },
           };
         }
-        const summary = Object.fromEntries(Object.entries(layers).map(([layer, v]) => {
-          const f = (v as { fragility: ReturnType<typeof layerFragility> }).fragility;
-          return [layer, { drops: f.drops, spikes: f.spikes, fragile_fraction: f.fragile_fraction, mean_abs_score: f.mean_abs_score, topk_retained: f.topk_retained, topk_target_overlap: f.topk_target_overlap }];
-        }));
-        files.set('neurons.json', new TextEncoder().encode(stableJson({ attack: attackId, n: rows.length, summary, layers })));
+        const summary = Object.fromEntries(Object.entries(layers).map(([layer, { fragility: f }]) => [layer,
+          { drops: f.drops, spikes: f.spikes, fragile_fraction: f.fragile_fraction, mean_abs_score: f.mean_abs_score, topk_retained: f.topk_retained, topk_target_overlap: f.topk_target_overlap }]));
+        files.set(NEURONS_JSON.file, writeJson(NEURONS_JSON, id, { attack: attackId, n: rows.length, summary, layers }));
         return files;
       },
     });
   }
 
   steps.push({
-    id: 'polysemantic',
+    id: POLYSEMANTIC,
     kind: 'polysemantic',
     needs: [ACTIVATIONS],
     params: { model: env.model, layers: spec.layers, percentile: a.percentile },
@@ -146,9 +150,9 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
       const classifier = await env.classifier();
       const acts = ctx.dependency(ACTIVATIONS);
       const fields = receptiveFields(classifier.model.prepared);
-      const layers: Record<string, unknown> = {};
-      const histograms: Record<string, unknown> = {};
-      const topImages: Record<string, unknown> = {};
+      const layers: Record<string, PolysemanticLayer> = {};
+      const histograms: Histograms = {};
+      const topImages: TopImages = {};
       const files = new Map<string, Uint8Array>();
       for (const [li, layer] of spec.layers.entries()) {
         ctx.progress(li, spec.layers.length, layer);
@@ -165,9 +169,9 @@ export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
           image: env.reference[image].name, class: env.reference[image].label, name: env.classes[env.reference[image].label].name, activation: value,
         })));
       }
-      files.set('polysemantic.json', new TextEncoder().encode(stableJson({ n: env.reference.length, layers })));
-      files.set('histograms.json', new TextEncoder().encode(stableJson(histograms)));
-      files.set('top_images.json', new TextEncoder().encode(stableJson(topImages)));
+      files.set(POLYSEMANTIC_JSON.file, writeJson(POLYSEMANTIC_JSON, POLYSEMANTIC, { n: env.reference.length, layers }));
+      files.set(HISTOGRAMS_JSON.file, writeJson(HISTOGRAMS_JSON, POLYSEMANTIC, histograms));
+      files.set(TOP_IMAGES_JSON.file, writeJson(TOP_IMAGES_JSON, POLYSEMANTIC, topImages));
       return files;
     },
   });
@@ -199,7 +203,7 @@ async function referenceMaxima(entry: CacheEntry, layer: string): Promise<Float3
 async function fragileHeatmaps(o: {
   classifier: Classifier; layer: string; channels: number[]; cleanPixels: Float32Array[]; advPixels: Float32Array[];
   files: Map<string, Uint8Array>; field: ReceptiveField; scale: number; stems: string[];
-}) {
+}): Promise<NeuronsLayer['heatmaps']> {
   const [, h, w] = o.classifier.inputDims;
   const per = 3 * h * w;
   const maps = async (pixels: Float32Array[]) => {
@@ -211,7 +215,7 @@ async function fragileHeatmaps(o: {
   const adv = await maps(o.advPixels);
   const [, channels, mh, mw] = clean.dims;
   const area = mh * mw;
-  const out = [];
+  const out: NeuronsLayer['heatmaps']['neurons'] = [];
   for (const ch of o.channels) {
     for (let i = 0; i < o.cleanPixels.length; i++) {
       const at = (i * channels + ch) * area;
@@ -231,15 +235,15 @@ async function topPatches(o: {
   layer: string; channels: number[]; acts: CacheEntry; field: ReceptiveField; spatial: [number, number];
   images: readonly LabelledImage[]; classes: StepEnv['classes']; preprocess: { resize: number; crop: number };
   files: Map<string, Uint8Array>;
-}) {
+}): Promise<PolysemanticLayer['patches']> {
   const max = await referenceMaxima(o.acts, o.layer);
   const argmax = parseNpy(await readFile(o.acts.file(`${fileOf(o.layer)}.argmax.npy`))).data as Int32Array;
   const channels = max.length / o.images.length;
   const crop = o.preprocess.crop;
-  const out = [];
+  const out: PolysemanticLayer['patches'] = [];
   for (const ch of o.channels) {
     const order = [...o.images.keys()].sort((a, b) => max[b * channels + ch] - max[a * channels + ch] || a - b).slice(0, PATCHES);
-    const patches = [];
+    const patches: PolysemanticLayer['patches'][number]['patches'] = [];
     for (const [rank, i] of order.entries()) {
       const cell = argmax[i * channels + ch];
       const y = Math.floor(cell / o.spatial[1]);

@@ -4,15 +4,17 @@
 import { attackImages } from '../../attacks/attack-images.ts';
 import { attackReport } from '../../attacks/attack-report.ts';
 import { hashFile } from '../../cache/hash.ts';
-import { stableJson } from '../../cache/stable-json.ts';
 import { loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { findClass } from '../../model/classes.ts';
 import type { ImageNetClass } from '../../model/model-card.ts';
 import { createRng } from '../../random.ts';
 import type { LabelledImage } from '../data.ts';
+import { RESULTS_JSON } from '../outputs/attack.ts';
+import { writeJson } from '../outputs/json-file.ts';
 import type { ExperimentSpec } from '../spec.ts';
 import type { Step } from '../step.ts';
+import { sweepStepId } from '../step-ids.ts';
 
 export interface StepEnv {
   spec: ExperimentSpec;
@@ -31,7 +33,7 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
   // A sweep keeps the attack's step size relative to its budget, so every ε gets the same number of effective steps.
   const expanded = Object.entries(env.spec.attacks).flatMap(([id, attack]) => [
     [id, attack] as const,
-    ...(attack.eps_sweep ?? []).map((eps, k) => [`${id}_eps${k}`, { ...attack, eps, alpha: attack.alpha * (eps / attack.eps) }] as const),
+    ...(attack.eps_sweep ?? []).map((eps, k) => [sweepStepId(id, k), { ...attack, eps, alpha: attack.alpha * (eps / attack.eps) }] as const),
   ]);
   for (const [id, attack] of expanded) {
     const where = `attack '${id}'`;
@@ -87,10 +89,10 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
           mean_l2: mean((r) => r.l2),
         };
         const files = new Map(report.files);
-        files.set('results.json', new TextEncoder().encode(stableJson({
+        files.set(RESULTS_JSON.file, writeJson(RESULTS_JSON, id, {
           id, kind: 'attack', params, summary,
           rows: report.rows.map((r) => ({ ...r, credit: credits.get(r.file) ?? {} })),
-        })));
+        }));
         return files;
       },
     });

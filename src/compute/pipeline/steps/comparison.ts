@@ -7,17 +7,19 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { cleanClassProbabilityAfter } from '../../attacks/attack-report.ts';
 import { hashFile, sha256 } from '../../cache/hash.ts';
-import { stableJson } from '../../cache/stable-json.ts';
 import { loadClassifier, type Classifier } from '../../model/classifier.ts';
 import { loadModelCard } from '../../model/model-card.ts';
 import type { SessionOptions } from '../../runtime/session.ts';
 import { ensureModel } from '../data.ts';
+import { NEURONS_JSON } from '../outputs/analysis.ts';
+import { RESULTS_JSON } from '../outputs/attack.ts';
+import { COMPARISON_JSON, type ComparisonRow, type FragileCount } from '../outputs/comparison.ts';
+import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { ExperimentSpec } from '../spec.ts';
 import type { Step } from '../step.ts';
+import { COMPARISON, attackStepId, comparedStepId, neuronsStepId } from '../step-ids.ts';
 import { analysisSteps, type AnalysisEnv } from './analysis.ts';
 import { attackSteps, type StepEnv } from './attack.ts';
-
-export const COMPARISON = 'comparison';
 
 interface ComparedEnv extends AnalysisEnv {
   /** the main model's label in figures, and values per image ([C,H,W] of its input) */
@@ -42,7 +44,6 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
   if (card.classList.length !== env.classes.length || card.classList.some((c, k) => c.wnid !== env.classes[k].wnid)) {
     throw new Error(`compare: ${compare.file} predicts other classes than ${env.spec.model.file}; the attacks' classes would not mean the same`);
   }
-  const prefix = `${compare.id}/`;
   const layerOf = (l: string) => compare.layers[l] ?? l;
   let classifier: Promise<Classifier> | undefined;
   // The same attacks on the same images with the same seeds; no ε sweeps and no featurevis: the comparison reads the
@@ -61,14 +62,14 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
   };
   const own = await attackSteps(stepEnv);
   const analysis = (await analysisSteps({ ...env, ...stepEnv })).filter((s) => s.kind !== 'polysemantic');
-  const compared = [...own, ...analysis].map((s) => withPrefix(s, prefix, compare.file));
+  const compared = [...own, ...analysis].map((s) => withPrefix(s, compare.id, compare.file));
 
   const attackIds = Object.keys(env.spec.attacks);
   const models = [
-    { id: 'main', label: env.main.label, pixels: env.main.pixels, prefix: '', layer: (l: string) => l },
-    { id: compare.id, label, pixels: pixelsOf(card.input.shape), prefix, layer: layerOf },
+    { id: 'main', label: env.main.label, pixels: env.main.pixels, step: (id: string) => id, layer: (l: string) => l },
+    { id: compare.id, label, pixels: pixelsOf(card.input.shape), step: (id: string) => comparedStepId(compare.id, id), layer: layerOf },
   ];
-  const needs = models.flatMap((m) => attackIds.flatMap((a) => [`${m.prefix}${a}`, ...(env.spec.layers.length ? [`${m.prefix}neurons_${a}`] : [])]));
+  const needs = models.flatMap((m) => attackIds.flatMap((a) => [m.step(attackStepId(a)), ...(env.spec.layers.length ? [m.step(neuronsStepId(a))] : [])]));
   const comparison: Step = {
     id: COMPARISON,
     kind: 'comparison',
@@ -80,19 +81,22 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
       for (const m of models) {
         for (const attack of attackIds) {
           ctx.progress(rows.length, models.length * attackIds.length, `${m.label}, ${attack}`);
-          const entry = ctx.dependency(`${m.prefix}${attack}`);
-          const results = JSON.parse(await readFile(entry.file('results.json'), 'utf8'));
-          const perImage = results.rows as AttackRowRead[];
+          const attackStep = m.step(attackStepId(attack));
+          const entry = ctx.dependency(attackStep);
+          const perImage = (await readJson(RESULTS_JSON, entry, COMPARISON, attackStep)).rows;
           const n = perImage.length;
           const mean = (values: readonly number[]) => values.reduce((a, v) => a + v, 0) / n;
           const before = perImage.map((r) => r.top5_before[0].probability);
           const after = perImage.map(cleanClassProbabilityAfter);
           const changed = await Promise.all(perImage.map((r) => changedPixels(entry.file(r.images.clean), entry.file(r.images.adversarial))));
-          const fragile: Record<string, { drops: number; spikes: number; channels: number }> = {};
+          const fragile: Record<string, FragileCount> = {};
           if (env.spec.layers.length) {
-            const neurons = JSON.parse(await readFile(ctx.dependency(`${m.prefix}neurons_${attack}`).file('neurons.json'), 'utf8'));
+            const neuronsStep = m.step(neuronsStepId(attack));
+            const neurons = await readJson(NEURONS_JSON, ctx.dependency(neuronsStep), COMPARISON, neuronsStep);
             for (const layer of env.spec.layers) {
-              const f = neurons.layers[m.layer(layer)].fragility;
+              const analysed = neurons.layers[m.layer(layer)];
+              if (!analysed) throw new Error(`step ${COMPARISON}: ${neuronsStep} has no layer '${m.layer(layer)}' (it has ${Object.keys(neurons.layers).join(', ')})`);
+              const f = analysed.fragility;
               fragile[layer] = { drops: f.drops, spikes: f.spikes, channels: f.channels };
             }
           }
@@ -128,43 +132,12 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
           mean_linf: weighted('mean_linf'), mean_l2: weighted('mean_l2'), rms_levels: weighted('rms_levels'), changed_pixels: weighted('changed_pixels'),
         }];
       }));
-      return new Map([['comparison.json', new TextEncoder().encode(stableJson({
+      return new Map([[COMPARISON_JSON.file, writeJson(COMPARISON_JSON, COMPARISON, {
         models: models.map(({ id, label }) => ({ id, label })), layers: env.spec.layers, fragile_z: env.spec.analysis.fragile_z, rows, summary,
-      }))]]);
+      })]]);
     },
   };
   return [...compared, comparison];
-}
-
-interface AttackRowRead {
-  success: boolean;
-  linf: number;
-  l2: number;
-  top5_before: { class: number; probability: number }[];
-  top5_after: { class: number; probability: number }[];
-  images: { clean: string; adversarial: string };
-}
-
-export interface ComparisonRow {
-  model: string;
-  label: string;
-  attack: string;
-  /** attacked images; every other field is a mean over them */
-  n: number;
-  success_rate: number;
-  /** probability of the clean top-1 class on the clean image */
-  clean_probability: number;
-  /** probability of that same class on the adversarial image (0 when outside its top 5) */
-  adversarial_probability: number;
-  /** clean_probability − adversarial_probability */
-  confidence_drop: number;
-  mean_linf: number;
-  mean_l2: number;
-  rms_levels: number;
-  /** fraction of pixel positions where the saved adversarial image differs from the clean crop in some channel */
-  changed_pixels: number;
-  /** per layer (the main model's name): neurons whose |score| ≥ fragile_z, dropping or spiking */
-  fragile: Record<string, { drops: number; spikes: number; channels: number }>;
 }
 
 /** The fraction of pixel positions where two 8-bit images (same size) differ in any channel. */
@@ -190,17 +163,18 @@ export function pixelsOf(shape: readonly (string | number)[]): number {
 }
 
 /** The step for the compared model: its id and its dependencies renamed into the model's namespace. */
-function withPrefix(step: Step, prefix: string, model: string): Step {
+function withPrefix(step: Step, modelId: string, model: string): Step {
+  const prefixed = (id: string) => comparedStepId(modelId, id);
   return {
     ...step,
-    id: `${prefix}${step.id}`,
-    needs: step.needs?.map((n) => `${prefix}${n}`),
+    id: prefixed(step.id),
+    needs: step.needs?.map(prefixed),
     async compute(ctx) {
       try {
-        return await step.compute({ ...ctx, dependency: (id) => ctx.dependency(`${prefix}${id}`) });
+        return await step.compute({ ...ctx, dependency: (id) => ctx.dependency(prefixed(id)) });
       } catch (err) {
         // e.g. a layer of compare.layers that the compared model does not have
-        throw new Error(`step ${prefix}${step.id} (compared model ${model}): ${(err as Error).message}`, { cause: err });
+        throw new Error(`step ${prefixed(step.id)} (compared model ${model}): ${(err as Error).message}`, { cause: err });
       }
     },
   };

@@ -5,7 +5,6 @@
 import { quantile } from '../../analysis/polysemantic.ts';
 import { recordActivations } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
-import { stableJson } from '../../cache/stable-json.ts';
 import { neuronFileStem, parseChannel } from '../../featurevis/neuron-id.ts';
 import { deviceRenderNeurons } from '../../featurevis/device-render.ts';
 import { highFrequencyFraction } from '../../featurevis/spectrum.ts';
@@ -16,11 +15,11 @@ import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import { findLayer } from '../../onnx/layers.ts';
 import { createRng } from '../../random.ts';
 import type { LabelledImage } from '../data.ts';
+import { CURVES_JSON, FEATUREVIS_JSON, type RenderedNeuron } from '../outputs/featurevis.ts';
+import { writeJson } from '../outputs/json-file.ts';
 import type { Step } from '../step.ts';
+import { FEATUREVIS } from '../step-ids.ts';
 import type { StepEnv } from './attack.ts';
-
-export const FEATUREVIS = 'featurevis';
-
 
 export async function featurevisSteps(env: StepEnv & { reference: readonly LabelledImage[] }): Promise<Step[]> {
   const fv = env.spec.featurevis;
@@ -69,7 +68,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
       const photoHf: number[] = [];
       for (const im of env.reference) photoHf.push(highFrequencyFraction(await loadImage(im.path, { resize: fv.size, crop: fv.size }), fv.size, fv.size));
       const photoHfMedian = quantile(photoHf, 0.5);
-      const neurons = [];
+      const neurons: RenderedNeuron[] = [];
       for (const [i, t] of targets.entries()) {
         const m = measured.get(t.layer)!;
         const p = photos.get(t.layer)!;
@@ -82,7 +81,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         files.set(image, await toPng(rendered[i], fv.size, fv.size));
         neurons.push({
           layer: t.layer, channel: t.channel, image,
-          objective: curves[i].at(-1),
+          objective: curves[i][curves[i].length - 1],
           activation: round(activation, 5),
           photo_max: round(best, 5),
           photo_max_image: env.reference[bestImage]?.name ?? null,
@@ -91,13 +90,13 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
           high_frequency_ratio: round(hf / photoHfMedian, 4),
         });
       }
-      files.set('curves.json', new TextEncoder().encode(stableJson(Object.fromEntries(targets.map((t, i) => [`${t.layer}:${t.channel}`, curves[i]])))));
-      files.set('featurevis.json', new TextEncoder().encode(stableJson({
+      files.set(CURVES_JSON.file, writeJson(CURVES_JSON, FEATUREVIS, Object.fromEntries(targets.map((t, i) => [`${t.layer}:${t.channel}`, curves[i]]))));
+      files.set(FEATUREVIS_JSON.file, writeJson(FEATUREVIS_JSON, FEATUREVIS, {
         size: fv.size, steps: fv.steps, batch: fv.batch, param: fv.param,
         photos: { n: env.reference.length, high_frequency_median: round(photoHfMedian, 5) },
         neurons,
         // Wall time is not an output (it would break byte-identical caches); the step's log reports it.
-      })));
+      }));
       ctx.progress(total, total, `${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} s/neuron`);
       return files;
     },

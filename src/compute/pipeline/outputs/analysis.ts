@@ -1,0 +1,217 @@
+// The neuron-analysis steps' JSON: activations.json (what the reference set's .npy arrays hold), neurons.json (one
+// attack's fragility, heatmaps and statistics per layer) and the polysemantic step's polysemantic.json,
+// histograms.json and top_images.json. Layers are keyed by the analysed model's own layer names (a compared
+// model's `<id>/…` steps use its names).
+import { z } from 'zod';
+import { jsonOutput } from './json-file.ts';
+
+const int = () => z.number().int();
+const perLayer = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
+
+// ---- activations.json
+
+export const ActivationsLayer = z.strictObject({
+  /** stem of `<file>.mean.npy`, `<file>.max.npy` (float32 [N,C]) and `<file>.argmax.npy` (int32 [N,C], y·W + x) */
+  file: z.string(),
+  channels: int(),
+  /** [H,W] of the layer's maps */
+  spatial: z.tuple([int(), int()]),
+});
+
+export const Activations = z.strictObject({
+  layers: perLayer(ActivationsLayer),
+  /** the reference images, in the row order of the .npy arrays */
+  images: z.array(z.strictObject({ name: z.string(), label: int() })),
+});
+export type Activations = z.infer<typeof Activations>;
+
+export const ACTIVATIONS_JSON = jsonOutput('activations.json', Activations);
+
+// ---- neurons.json
+
+export const NeuronChange = z.strictObject({
+  channel: int(),
+  /** mean spatial-mean activation over the attack's images, clean and adversarial */
+  clean: z.number(),
+  adversarial: z.number(),
+  /** (adversarial − clean) / σ of the reference set */
+  score: z.number(),
+});
+
+/** analysis/fragility.ts's LayerFragility */
+export const Fragility = z.strictObject({
+  layer: z.string(),
+  n: int(),
+  channels: int(),
+  z: z.number(),
+  drops: int(),
+  spikes: int(),
+  fragile_fraction: z.number(),
+  mean_abs_score: z.number(),
+  /** the most fragile neurons, largest |score| first */
+  ranking: z.array(NeuronChange),
+  topk_retained: z.number(),
+  /** null for an untargeted attack */
+  topk_target_overlap: z.number().nullable(),
+  /** [C]: every channel's score, in channel order */
+  scores: z.array(z.number()),
+});
+export type Fragility = z.infer<typeof Fragility>;
+
+const point = z.tuple([z.number(), z.number()]).nullable();
+
+/** One neuron's maps on one attack image (analysis/heatmap.ts's MapShift and the overlay PNGs). */
+export const Heatmap = z.strictObject({
+  channel: int(),
+  /** the attack image's file stem */
+  image: z.string(),
+  /** overlay PNGs of the entry */
+  images: z.strictObject({ clean: z.string(), adversarial: z.string() }),
+  /** [row, col] in input pixels of the positive activation's centre of mass; null when nothing is positive */
+  com_clean: point,
+  com_adversarial: point,
+  com_shift: z.number().nullable(),
+  inside_clean: z.number().nullable(),
+  inside_adversarial: z.number().nullable(),
+});
+export type Heatmap = z.infer<typeof Heatmap>;
+
+/** Per-channel statistics of a group of images. */
+export const GroupStats = z.strictObject({
+  /** what the group is, for legends: `source images, clean`, `target: weasel, clean reference images` */
+  group: z.string(),
+  n: int(),
+  /** [C] each */
+  mean: z.array(z.number()),
+  median: z.array(z.number()),
+  max: z.array(z.number()),
+});
+export type GroupStats = z.infer<typeof GroupStats>;
+
+export const NeuronsLayer = z.strictObject({
+  fragility: Fragility,
+  /** the most fragile neurons' maps, every attack image each; `scale` maps activations to overlay intensity */
+  heatmaps: z.strictObject({ scale: z.number(), neurons: z.array(Heatmap) }),
+  stats: z.strictObject({
+    source_clean: GroupStats,
+    source_adversarial: GroupStats,
+    /** targeted attacks: the reference images of the target class (or its smallest configured WordNet group) */
+    target_clean: GroupStats.optional(),
+  }),
+});
+export type NeuronsLayer = z.infer<typeof NeuronsLayer>;
+
+export const NeuronsSummary = Fragility.pick({
+  drops: true, spikes: true, fragile_fraction: true, mean_abs_score: true, topk_retained: true, topk_target_overlap: true,
+});
+export type NeuronsSummary = z.infer<typeof NeuronsSummary>;
+
+export const Neurons = z.strictObject({
+  /** the attack's id in the spec */
+  attack: z.string(),
+  /** attacked images */
+  n: int(),
+  summary: perLayer(NeuronsSummary),
+  layers: perLayer(NeuronsLayer),
+});
+export type Neurons = z.infer<typeof Neurons>;
+
+export const NEURONS_JSON = jsonOutput('neurons.json', Neurons);
+
+// ---- polysemantic.json, histograms.json, top_images.json
+
+/** A reference image at or above a neuron's percentile threshold (analysis/polysemantic.ts's StrongImage). */
+export const StrongImage = z.strictObject({
+  /** row in the reference set, and its path in the data directory */
+  image: int(),
+  file: z.string(),
+  class: int(),
+  name: z.string(),
+  /** coarse WordNet group */
+  group: z.string(),
+  activation: z.number(),
+});
+
+export const PolysemanticNeuron = z.strictObject({
+  channel: int(),
+  threshold: z.number(),
+  /** largest activation first */
+  strong: z.array(StrongImage),
+  /** coarse group → strong images in it */
+  groups: z.record(z.string(), int()),
+  score: z.number(),
+  max_distance: z.number(),
+  polysemantic: z.boolean(),
+});
+export type PolysemanticNeuron = z.infer<typeof PolysemanticNeuron>;
+
+export const Patch = z.strictObject({
+  rank: int(),
+  /** the reference photo's path in the data directory */
+  image: z.string(),
+  class: int(),
+  name: z.string(),
+  /** the neuron's spatial maximum on that photo */
+  activation: z.number(),
+  /** [y, x] of the maximum in the layer's map */
+  cell: z.tuple([int(), int()]),
+  /** [top, left, bottom, right] in crop pixels */
+  box: z.tuple([int(), int(), int(), int()]),
+  /** 64×64 PNG of the entry */
+  file: z.string(),
+});
+export type Patch = z.infer<typeof Patch>;
+
+export const PolysemanticLayer = z.strictObject({
+  layer: z.string(),
+  n: int(),
+  percentile: z.number(),
+  /** neurons meeting the polysemantic criterion */
+  count: int(),
+  /** most polysemantic first */
+  ranking: z.array(PolysemanticNeuron),
+  /** top patches of the first few ranked neurons */
+  patches: z.array(z.strictObject({ channel: int(), patches: z.array(Patch) })),
+});
+export type PolysemanticLayer = z.infer<typeof PolysemanticLayer>;
+
+export const Polysemantic = z.strictObject({
+  /** reference images */
+  n: int(),
+  layers: perLayer(PolysemanticLayer),
+});
+export type Polysemantic = z.infer<typeof Polysemantic>;
+
+export const POLYSEMANTIC_JSON = jsonOutput('polysemantic.json', Polysemantic);
+
+/** analysis/histogram.ts's NeuronHistogram: a neuron's spatial-mean activation over the reference set. */
+export const NeuronHistogram = z.strictObject({
+  channel: int(),
+  /** [bins + 1] */
+  edges: z.array(z.number()),
+  /** [bins] */
+  counts: z.array(int()),
+  /** [bins]: log10(count / (n · width)); null for an empty bin */
+  log_density: z.array(z.number().nullable()),
+});
+export type NeuronHistogram = z.infer<typeof NeuronHistogram>;
+
+/** layer → [C], in channel order */
+export const Histograms = perLayer(z.array(NeuronHistogram));
+export type Histograms = z.infer<typeof Histograms>;
+
+export const HISTOGRAMS_JSON = jsonOutput('histograms.json', Histograms);
+
+export const TopImage = z.strictObject({
+  /** the reference photo's path in the data directory */
+  image: z.string(),
+  class: int(),
+  name: z.string(),
+  activation: z.number(),
+});
+
+/** layer → [C][k]: per channel the reference photos with the largest spatial-mean activation, largest first */
+export const TopImages = perLayer(z.array(z.array(TopImage)));
+export type TopImages = z.infer<typeof TopImages>;
+
+export const TOP_IMAGES_JSON = jsonOutput('top_images.json', TopImages);

@@ -1,0 +1,46 @@
+// The featurevis step's featurevis.json (each rendered neuron with the two checks that it worked) and curves.json
+// (the objective at every optimisation step).
+import { z } from 'zod';
+import { jsonOutput } from './json-file.ts';
+
+const int = () => z.number().int();
+
+export const RenderedNeuron = z.strictObject({
+  layer: z.string(),
+  channel: int(),
+  /** PNG of the entry (size × size) */
+  image: z.string(),
+  /** the objective at the last step */
+  objective: z.number(),
+  /** the neuron's spatial-mean activation on the rendered image, as the model sees it */
+  activation: z.number(),
+  /** the largest spatial-mean activation of any reference photo */
+  photo_max: z.number(),
+  /** that photo's path in the data directory */
+  photo_max_image: z.string().nullable(),
+  /** activation / photo_max */
+  ratio: z.number(),
+  high_frequency: z.number(),
+  /** high_frequency / the photos' median */
+  high_frequency_ratio: z.number(),
+});
+export type RenderedNeuron = z.infer<typeof RenderedNeuron>;
+
+export const Featurevis = z.strictObject({
+  size: int(),
+  steps: int(),
+  batch: int(),
+  param: z.enum(['fft', 'pixel']),
+  photos: z.strictObject({ n: int(), high_frequency_median: z.number() }),
+  /** in the spec's order */
+  neurons: z.array(RenderedNeuron),
+});
+export type Featurevis = z.infer<typeof Featurevis>;
+
+export const FEATUREVIS_JSON = jsonOutput('featurevis.json', Featurevis);
+
+/** `<layer>:<channel>` → [steps] objective values */
+export const Curves = z.record(z.string(), z.array(z.number()));
+export type Curves = z.infer<typeof Curves>;
+
+export const CURVES_JSON = jsonOutput('curves.json', Curves);

@@ -1,0 +1,34 @@
+// The `experiments` collection's schema: one entry per step, shaped as experiments-loader.ts's entryData builds it —
+// each JSON output of the step under its file's base name (`neurons.json` → `neurons`), an attack's results.json
+// also spread at the top level (what AttackFigure reads), and the step's kind, cache key, spec id and model file.
+// Image names in the outputs are published paths here (`_atlas/<hash>.png`), still strings.
+import { z } from 'zod';
+import {
+  Activations, AttackResults, Comparison, Curves, Featurevis, Histograms, Neurons, Polysemantic, TopImages,
+} from '../compute/pipeline/outputs/index.ts';
+
+const meta = {
+  /** the step's cache key */
+  key: z.string(),
+  /** the spec's id */
+  spec: z.string(),
+  /** the spec's model file (the main model's, also for a compared model's steps) */
+  model: z.string(),
+  /** the spec's `private`: photographs without a licence to publish may be shown */
+  private: z.boolean(),
+};
+
+export const AttackEntry = AttackResults.extend({ ...meta, results: AttackResults });
+export const ActivationsEntry = z.strictObject({ kind: z.literal('activations'), ...meta, activations: Activations });
+export const NeuronsEntry = z.strictObject({ kind: z.literal('neurons'), ...meta, neurons: Neurons });
+export const PolysemanticEntry = z.strictObject({
+  kind: z.literal('polysemantic'), ...meta, polysemantic: Polysemantic, histograms: Histograms, top_images: TopImages,
+});
+export const FeaturevisEntry = z.strictObject({ kind: z.literal('featurevis'), ...meta, featurevis: Featurevis, curves: Curves });
+export const ComparisonEntry = z.strictObject({ kind: z.literal('comparison'), ...meta, comparison: Comparison });
+
+export const ExperimentEntry = z.discriminatedUnion('kind', [
+  AttackEntry, ActivationsEntry, NeuronsEntry, PolysemanticEntry, FeaturevisEntry, ComparisonEntry,
+]);
+export type ExperimentEntry = z.infer<typeof ExperimentEntry>;
+export type ExperimentKind = ExperimentEntry['kind'];
