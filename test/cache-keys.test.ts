@@ -224,14 +224,18 @@ describe('code versions follow each step\'s import closure', () => {
     const root = await codeCopy();
     try {
       // A package of the copy's own (shadowing node_modules) with another version: what a dependency upgrade looks like.
-      const pkg = path.join(root, 'src', 'node_modules', 'fft.js');
+      // pure-rand draws the attacks' random starts and the feature visualizations' transforms; the activations do
+      // not use it.
+      const pkg = path.join(root, 'src', 'node_modules', 'pure-rand');
       await mkdir(pkg, { recursive: true });
-      await cp(path.join(REPO, 'node_modules', 'fft.js'), pkg, { recursive: true });
+      await cp(path.join(REPO, 'node_modules', 'pure-rand'), pkg, { recursive: true });
       const meta = JSON.parse(await readFile(path.join(pkg, 'package.json'), 'utf8'));
       await writeFile(path.join(pkg, 'package.json'), JSON.stringify({ ...meta, version: `${meta.version}-patched` }));
       const plan = await dryRun(root);
-      expect(plan.featurevis).toBe(`changed: code: fft.js@${meta.version}-patched`);
-      expect(plan.weasel_to_truck).toBe('cached');
+      expect(plan.weasel_to_truck).toBe(`changed: code: pure-rand@${meta.version}-patched`);
+      expect(plan.featurevis).toBe(`changed: code: pure-rand@${meta.version}-patched`);
+      expect(plan.activations).toBe('cached');
+      expect(plan.polysemantic).toBe('cached');
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -25,3 +25,12 @@ export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return num === 0 ? 0 : Math.sqrt(num / Math.max(den, Number.MIN_VALUE));
 }
+
+/** Linear-interpolation quantile (NumPy's default) of the values. */
+export function quantile(values: ArrayLike<number>, q: number): number {
+  const s = Float64Array.from(values).sort();
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+}

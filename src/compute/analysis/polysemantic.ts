@@ -6,6 +6,7 @@
 // (0: every strong image is, say, an animal; 0.5: half animals, half vehicles), with the largest WordNet distance
 // between the strong images' classes breaking ties. A neuron counts as polysemantic when its strong images span two
 // coarse groups and the second holds at least a quarter of them (and at least two images).
+import { quantile } from '../numbers.ts';
 import { coarseGroup, wordnetDistance } from './class-groups.ts';
 
 export interface StrongImage {
@@ -77,13 +78,4 @@ export function layerPolysemanticity(opts: {
     .sort((a, b) => b.score - a.score || b.max_distance - a.max_distance || a.channel - b.channel)
     .slice(0, opts.keep ?? 20);
   return { layer: opts.layer, n, percentile, count: neurons.filter((x) => x.polysemantic).length, ranking };
-}
-
-/** Linear-interpolation quantile (NumPy's default) of the values. */
-export function quantile(values: ArrayLike<number>, q: number): number {
-  const s = Float64Array.from(values).sort();
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
 }

@@ -13,6 +13,10 @@ import { sha256 } from './hash.ts';
 /** The repository root: module paths in a code version are relative to it, so a checkout's location is not part of a key. */
 const ROOT = path.resolve(import.meta.dirname, '..', '..', '..');
 
+// Node runs the modules by stripping types, which keeps every import statement (`import { type X } from './x.ts'`
+// still loads x.ts): esbuild reads them the same way, whatever tsconfig.json a checkout has.
+const TSCONFIG = { compilerOptions: { verbatimModuleSyntax: true } };
+
 export interface CodeVersion {
   /** sha256 over every entry of `modules` and `packages` */
   hash: string;
@@ -36,7 +40,7 @@ export function codeVersion(entries: readonly string[]): Promise<CodeVersion> {
 async function computeCodeVersion(entries: string[]): Promise<CodeVersion> {
   const result = await build({
     entryPoints: entries, absWorkingDir: ROOT, bundle: true, metafile: true, write: false, outdir: 'out',
-    platform: 'node', format: 'esm', packages: 'external', logLevel: 'silent',
+    platform: 'node', format: 'esm', packages: 'external', logLevel: 'silent', tsconfigRaw: TSCONFIG,
   });
   const modules: Record<string, string> = {};
   const packages: Record<string, string> = {};
@@ -44,6 +48,7 @@ async function computeCodeVersion(entries: string[]): Promise<CodeVersion> {
     modules[file] = await moduleHash(path.join(ROOT, file));
     for (const im of input.imports) {
       if (!im.external || im.path.startsWith('node:')) continue;
+      if (im.path.startsWith('.')) throw new Error(`code version: ${file} imports ${im.path}, which esbuild could not follow`);
       const name = packageName(im.path);
       packages[name] ??= await packageVersion(name, path.dirname(path.join(ROOT, file)));
     }
@@ -59,7 +64,7 @@ function moduleHash(file: string): Promise<string> {
     moduleHashes.set(file, (h = (async () => {
       const bytes = await readFile(file);
       if (!/\.[cm]?[jt]s$/.test(file)) return sha256(bytes);
-      const { code } = await transform(bytes.toString('utf8'), { loader: file.endsWith('ts') ? 'ts' : 'js', format: 'esm', legalComments: 'none', logLevel: 'silent' });
+      const { code } = await transform(bytes.toString('utf8'), { loader: file.endsWith('ts') ? 'ts' : 'js', format: 'esm', legalComments: 'none', logLevel: 'silent', tsconfigRaw: TSCONFIG });
       return sha256(code);
     })()));
   }

@@ -15,7 +15,7 @@ import { recordActivations, type LayerActivations } from '../../analysis/record.
 import { hashFile } from '../../cache/hash.ts';
 import { cellBox, receptiveFields, type ReceptiveField } from '../../analysis/receptive-field.ts';
 import { mapShift, overlayPng, upsample } from '../../analysis/heatmap.ts';
-import { quantile } from '../../analysis/polysemantic.ts';
+import { quantile } from '../../numbers.ts';
 import { hwcToChw, loadImage, toPng } from '../../io/image.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { encodeNpy, parseNpy } from '../../io/npy.ts';

@@ -2,7 +2,7 @@
 // with the two numbers that say whether they worked — each image's activation against the largest any reference
 // photo reaches (feature visualization should beat every natural image) and its high-frequency energy against the
 // photos' (structure, not checkerboard noise).
-import { quantile } from '../../analysis/polysemantic.ts';
+import { quantile } from '../../numbers.ts';
 import { recordActivations } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
 import { neuronFileStem, parseChannel } from '../../featurevis/neuron-id.ts';
