@@ -67,31 +67,50 @@ describe('per-neuron statistics', () => {
 });
 
 describe('fragility', () => {
-  it('scores the change of mean activation in natural standard deviations, with drops, spikes and top-k retention', () => {
+  it('counts a neuron fragile when the attack moves it further than the control, beyond chance and by min_effect', () => {
     const channels = 10;
-    const n = 3;
-    const sigma = [1, 2, 0.5, 1, 1, 1, 0, 1, 1, 1];
+    const n = 12;
+    const sigma = [1, 2, 0.5, 1, 1, 1, 1, 1, 1, 1];
     const clean = new Float32Array(n * channels);
     const adv = new Float32Array(n * channels);
+    const control = new Float32Array(n * channels);
     for (let i = 0; i < n; i++) {
       for (let c = 0; c < channels; c++) {
-        clean[i * channels + c] = 10 - c; // channel 0 is the top neuron
-        adv[i * channels + c] = 10 - c;
+        const k = i * channels + c;
+        clean[k] = 10 - c; // channel 0 is the top neuron
+        adv[k] = clean[k];
+        // The control moves every neuron by half a natural σ, up on even images and down on odd ones.
+        control[k] = clean[k] + (i % 2 ? -0.5 : 0.5) * sigma[c];
       }
-      adv[i * channels + 0] -= 3; // drop of 3σ
-      adv[i * channels + 1] += 2; // spike of 1σ (σ = 2): not fragile
-      adv[i * channels + 2] += 1.5; // spike of 3σ
-      adv[i * channels + 6] += 5; // dead neuron (σ = 0) scores 0
+      adv[i * channels + 0] -= 3; // a drop of 3σ: effect 3 − 0.5 = 2.5
+      adv[i * channels + 1] += 1.2; // 0.6σ (σ = 2): effect 0.1, consistent but below min_effect
+      adv[i * channels + 2] += 1.5; // a spike of 3σ: effect 2.5
     }
-    const f = layerFragility({ layer: 'l', channels, clean, adversarial: adv, sigma, z: 2, topFraction: 0.1 });
-    expect(f.scores[0]).toBeCloseTo(-3, 6);
-    expect(f.scores[1]).toBeCloseTo(1, 6);
-    expect(f.scores[2]).toBeCloseTo(3, 6);
-    expect(f.scores[6]).toBe(0);
+    const f = layerFragility({ layer: 'l', channels, clean, adversarial: adv, control, sigma, seed: 1, fdr: 0.05, minEffect: 0.5, topFraction: 0.1 });
+    expect(f.descriptive).toBe(false);
+    expect(f.effect[0]).toBeCloseTo(2.5, 5);
+    expect(f.effect[1]).toBeCloseTo(0.1, 5);
+    expect(f.effect[2]).toBeCloseTo(2.5, 5);
+    expect(f.effect[5]).toBeCloseTo(-0.5, 5);
+    expect(f.scores[0]).toBeCloseTo(-3, 5);
+    // Every image moves each channel the same way: of the 2^12 sign vectors only the identity and its negation reach
+    // the observed |sum|, so p = 2/4096 exactly; ten equal p-values keep q = p.
+    expect(f.p[0]).toBeCloseTo(2 / 4096, 12);
+    expect(f.q[0]).toBeCloseTo(2 / 4096, 12);
+    expect(f.fragile.flatMap((x, c) => (x ? [c] : []))).toEqual([0, 2]);
     expect([f.drops, f.spikes]).toEqual([1, 1]);
     expect(f.ranking.slice(0, 2).map((r) => r.channel).sort()).toEqual([0, 2]);
-    // The clean top neuron (channel 0: 10) falls to 7 after the attack, below channel 1 (9+2 = 11): not retained.
+    // The clean top neuron (channel 0: 10) falls to 7 after the attack, below channel 1 (9 + 1.2): not retained; the
+    // control's moves cancel in the mean, so it keeps the top neuron.
     expect(f.topk_retained).toBe(0);
+    expect(f.topk_retained_control).toBe(1);
+  });
+
+  it('makes no claim below three images', () => {
+    const f = layerFragility({ layer: 'l', channels: 2, clean: [1, 1, 1, 1], adversarial: [5, 1, 5, 1], control: [1, 1, 1, 1], sigma: [1, 1], seed: 1 });
+    expect(f.descriptive).toBe(true);
+    expect(f.effect[0]).toBeCloseTo(4, 6);
+    expect([f.p[0], f.q[0], f.ci_low[0], f.fragile[0], f.drops + f.spikes]).toEqual([null, null, null, false, 0]);
   });
 });
 

@@ -37,14 +37,20 @@ function results(): AttackResults {
 function neurons(): Neurons {
   const stats = (group: string) => ({ group, n: 1, mean: [0.5, 1], median: [0.5, 1], max: [0.5, 1] });
   const fragility = {
-    layer: 'features.17.conv.2', n: 1, channels: 2, z: 2, drops: 1, spikes: 0, fragile_fraction: 0.5, mean_abs_score: 1.5,
-    ranking: [{ channel: 1, clean: 1, adversarial: 0.2, score: -2.5 }], topk_retained: 1, topk_target_overlap: null, scores: [0.5, -2.5],
+    layer: 'features.17.conv.2', n: 1, channels: 2, fdr: 0.05, min_effect: 0.5, sigma_floor: 0.1, ci_level: 0.95, descriptive: true,
+    permutations: null, exact: null, drops: 0, spikes: 0, fragile_fraction: 0, mean_effect: 1.2, mean_adversarial_change: 1.5,
+    mean_control_change: 0.3,
+    ranking: [{ channel: 1, clean: 1, adversarial: 0.2, control: 0.9, score: -2.5, effect: 2.2, ci: null, p: null, q: null, fragile: false }],
+    topk_retained: 1, topk_retained_control: 1, topk_target_overlap: null, topk_target_overlap_control: null, scores: [0.5, -2.5],
+    effect: [0.2, 2.2], ci_low: [null, null], ci_high: [null, null], p: [null, null], q: [null, null], fragile: [false, false],
   };
-  const { drops, spikes, fragile_fraction, mean_abs_score, topk_retained, topk_target_overlap } = fragility;
+  const { n, descriptive, fdr, min_effect, drops, spikes, fragile_fraction, mean_effect, mean_adversarial_change, mean_control_change,
+    topk_retained, topk_retained_control, topk_target_overlap, topk_target_overlap_control } = fragility;
   return {
     attack: 'weasel_to_truck',
     n: 1,
-    summary: { 'features.17.conv.2': { drops, spikes, fragile_fraction, mean_abs_score, topk_retained, topk_target_overlap } },
+    summary: { 'features.17.conv.2': { n, descriptive, fdr, min_effect, drops, spikes, fragile_fraction, mean_effect, mean_adversarial_change,
+      mean_control_change, topk_retained, topk_retained_control, topk_target_overlap, topk_target_overlap_control } },
     layers: {
       'features.17.conv.2': {
         fragility,

@@ -206,7 +206,7 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
       expect(row.changed_pixels).toBeGreaterThan(0);
       const neurons = await read(stepOf(neuronsStepId(row.attack)), NEURONS_JSON);
       const layer = neurons.layers[row.model === 'main' ? 'features.17.conv.2' : 'Conv_94'].fragility;
-      expect(row.fragile['features.17.conv.2']).toEqual({ drops: layer.drops, spikes: layer.spikes, channels: 320 });
+      expect(row.fragile['features.17.conv.2']).toEqual({ drops: layer.drops, spikes: layer.spikes, channels: 320, descriptive: layer.descriptive });
     }
     for (const m of ['main', 'int8']) {
       const own = comparison.rows.filter((r) => r.model === m);

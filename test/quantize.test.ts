@@ -20,6 +20,14 @@ describe('8-bit quantization inside the eps-ball', () => {
     }
   });
 
+  it('L∞: a float32 pixel on the grid can move the whole budget (4 levels for 4/255), not a level less', () => {
+    const clean = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+    const up = Float32Array.from(clean, (c) => Math.min(1, c + 4 / 255));
+    const down = Float32Array.from(clean, (c) => Math.max(0, c - 4 / 255));
+    expect(Array.from(quantizeInBall(up, clean, 4 / 255))).toEqual(Array.from({ length: 256 }, (_, v) => Math.min(255, v + 4)));
+    expect(Array.from(quantizeInBall(down, clean, 4 / 255))).toEqual(Array.from({ length: 256 }, (_, v) => Math.max(0, v - 4)));
+  });
+
   it('rounds to the nearest level when the ball is not binding', () => {
     const clean = Float32Array.from([128 / 255, 51 / 255, 230 / 255]);
     const adv = Float32Array.from([(128 + 1.4) / 255, (51 - 0.6) / 255, (230 + 0.5 - 1e-3) / 255]);

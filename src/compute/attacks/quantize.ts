@@ -6,9 +6,11 @@
 export function quantizeInBall(adv: ArrayLike<number>, clean: ArrayLike<number>, eps: number, _norm: 'linf' = 'linf'): Uint8Array {
   const out = new Uint8Array(adv.length);
   for (let k = 0; k < adv.length; k++) {
-    // The 1e-6 absorbs float error when eps is an exact multiple of 1/255 (4/255·255 = 3.9999999).
-    const lo = Math.max(0, Math.ceil(255 * (clean[k] - eps) - 1e-6));
-    const hi = Math.min(255, Math.floor(255 * (clean[k] + eps) + 1e-6));
+    // The slack absorbs float error when eps is an exact multiple of 1/255 and the clean pixel is on the grid: a
+    // float32 v/255 times 255 is off by up to ~1.5e-5 levels, which a smaller slack turns into a lost level (3/255
+    // instead of 4/255). 2e-4 of a level is 8e-7 in pixel units, so an off-grid pixel exceeds ε by less than 1e-6.
+    const lo = Math.max(0, Math.ceil(255 * (clean[k] - eps) - 2e-4));
+    const hi = Math.min(255, Math.floor(255 * (clean[k] + eps) + 2e-4));
     const v = Math.round(255 * adv[k]);
     // An empty interval only happens for an off-grid clean pixel with eps < 1/255: take the level nearest to it.
     out[k] = lo > hi ? Math.min(255, Math.max(0, Math.round(255 * clean[k]))) : Math.min(hi, Math.max(lo, v));

@@ -83,8 +83,13 @@ export const ExperimentSpec = z.strictObject({
     max_reference_images: z.number().int().positive().optional(),
     /** top fraction of neurons per class */
     top_fraction: z.number().positive().max(1).default(0.1),
-    /** |score| at which a neuron counts as fragile, in natural standard deviations */
-    fragile_z: z.number().positive().default(2),
+    /**
+     * False-discovery level (Benjamini–Hochberg, across a layer's channels) of fragile neurons: a neuron is fragile
+     * when the attack moves it further than the control (random noise of the attack's size) with q ≤ fdr …
+     */
+    fdr: z.number().positive().max(0.5).default(0.05),
+    /** … and by at least this many natural standard deviations more than the control does */
+    min_effect: z.number().nonnegative().default(0.5),
     /** percentile of the dataset distribution above which a neuron is strongly active */
     percentile: z.number().positive().max(100).default(99),
     /** WordNet groups for pooling thin classes: name → synset id (e.g. mustelids: n02441326) */

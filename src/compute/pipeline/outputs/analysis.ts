@@ -29,13 +29,23 @@ export const ACTIVATIONS_JSON = jsonOutput('activations.json', Activations);
 
 // ---- neurons.json
 
+const nullableNumber = z.number().nullable();
+const interval = z.tuple([z.number(), z.number()]).nullable();
+
 export const NeuronChange = z.strictObject({
   channel: int(),
-  /** mean spatial-mean activation over the attack's images, clean and adversarial */
+  /** mean spatial-mean activation over the attack's images: clean, adversarial, control (random noise of size ε) */
   clean: z.number(),
   adversarial: z.number(),
-  /** (adversarial − clean) / σ of the reference set */
+  control: z.number(),
+  /** mean signed (adversarial − clean) / σ' of the reference set: the direction */
   score: z.number(),
+  /** mean |z_adv| − |z_ctrl|, its bootstrap interval, sign-flip p, BH q and verdict (null: descriptive, n < 3) */
+  effect: z.number(),
+  ci: interval,
+  p: nullableNumber,
+  q: nullableNumber,
+  fragile: z.boolean(),
 });
 
 /** analysis/fragility.ts's LayerFragility */
@@ -43,18 +53,34 @@ export const Fragility = z.strictObject({
   layer: z.string(),
   n: int(),
   channels: int(),
-  z: z.number(),
+  fdr: z.number(),
+  min_effect: z.number(),
+  sigma_floor: z.number(),
+  ci_level: z.number(),
+  descriptive: z.boolean(),
+  permutations: int().nullable(),
+  exact: z.boolean().nullable(),
   drops: int(),
   spikes: int(),
   fragile_fraction: z.number(),
-  mean_abs_score: z.number(),
-  /** the most fragile neurons, largest |score| first */
+  mean_effect: z.number(),
+  mean_adversarial_change: z.number(),
+  mean_control_change: z.number(),
+  /** the most fragile neurons: fragile first, then by effect */
   ranking: z.array(NeuronChange),
   topk_retained: z.number(),
+  topk_retained_control: z.number(),
   /** null for an untargeted attack */
-  topk_target_overlap: z.number().nullable(),
-  /** [C]: every channel's score, in channel order */
+  topk_target_overlap: nullableNumber,
+  topk_target_overlap_control: nullableNumber,
+  /** [C] each, channel order */
   scores: z.array(z.number()),
+  effect: z.array(z.number()),
+  ci_low: z.array(nullableNumber),
+  ci_high: z.array(nullableNumber),
+  p: z.array(nullableNumber),
+  q: z.array(nullableNumber),
+  fragile: z.array(z.boolean()),
 });
 export type Fragility = z.infer<typeof Fragility>;
 
@@ -102,7 +128,9 @@ export const NeuronsLayer = z.strictObject({
 export type NeuronsLayer = z.infer<typeof NeuronsLayer>;
 
 export const NeuronsSummary = Fragility.pick({
-  drops: true, spikes: true, fragile_fraction: true, mean_abs_score: true, topk_retained: true, topk_target_overlap: true,
+  n: true, descriptive: true, fdr: true, min_effect: true, drops: true, spikes: true, fragile_fraction: true, mean_effect: true,
+  mean_adversarial_change: true, mean_control_change: true, topk_retained: true, topk_retained_control: true,
+  topk_target_overlap: true, topk_target_overlap_control: true,
 });
 export type NeuronsSummary = z.infer<typeof NeuronsSummary>;
 

@@ -23,7 +23,7 @@ const means = {
   changed_pixels: z.number(),
 };
 
-export const FragileCount = z.strictObject({ drops: int(), spikes: int(), channels: int() });
+export const FragileCount = z.strictObject({ drops: int(), spikes: int(), channels: int(), descriptive: z.boolean() });
 export type FragileCount = z.infer<typeof FragileCount>;
 
 export const ComparisonRow = z.strictObject({
@@ -34,7 +34,10 @@ export const ComparisonRow = z.strictObject({
   /** attacked images; every other field is a mean over them */
   n: int(),
   ...means,
-  /** per layer (the main model's name): neurons whose |score| ≥ fragile_z, dropping or spiking; empty without layers */
+  /**
+   * per layer (the main model's name): fragile neurons (moved further than by the control, q ≤ fdr, effect ≥
+   * min_effect), dropping or spiking; `descriptive` when the attack has too few images for a test; empty without layers
+   */
   fragile: z.record(z.string(), FragileCount),
 });
 export type ComparisonRow = z.infer<typeof ComparisonRow>;
@@ -53,7 +56,8 @@ export const Comparison = z.strictObject({
   models: z.array(z.strictObject({ id: z.string(), label: z.string() })),
   /** the main model's layer names */
   layers: z.array(z.string()),
-  fragile_z: z.number(),
+  fdr: z.number(),
+  min_effect: z.number(),
   rows: z.array(ComparisonRow),
   /** model id → summary */
   summary: z.record(z.string(), ComparisonSummary),

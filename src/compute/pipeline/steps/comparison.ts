@@ -74,7 +74,7 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
     id: COMPARISON,
     kind: 'comparison',
     needs,
-    params: { labels: models.map((m) => m.label), pixels: models.map((m) => m.pixels), layers: env.spec.layers, layer_map: compare.layers, fragile_z: env.spec.analysis.fragile_z },
+    params: { labels: models.map((m) => m.label), pixels: models.map((m) => m.pixels), layers: env.spec.layers, layer_map: compare.layers, fdr: env.spec.analysis.fdr, min_effect: env.spec.analysis.min_effect },
     code: [import.meta.filename],
     async compute(ctx) {
       const rows: ComparisonRow[] = [];
@@ -97,7 +97,7 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
               const analysed = neurons.layers[m.layer(layer)];
               if (!analysed) throw new Error(`step ${COMPARISON}: ${neuronsStep} has no layer '${m.layer(layer)}' (it has ${Object.keys(neurons.layers).join(', ')})`);
               const f = analysed.fragility;
-              fragile[layer] = { drops: f.drops, spikes: f.spikes, channels: f.channels };
+              fragile[layer] = { drops: f.drops, spikes: f.spikes, channels: f.channels, descriptive: f.descriptive };
             }
           }
           rows.push({
@@ -133,7 +133,7 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
         }];
       }));
       return new Map([[COMPARISON_JSON.file, writeJson(COMPARISON_JSON, COMPARISON, {
-        models: models.map(({ id, label }) => ({ id, label })), layers: env.spec.layers, fragile_z: env.spec.analysis.fragile_z, rows, summary,
+        models: models.map(({ id, label }) => ({ id, label })), layers: env.spec.layers, fdr: env.spec.analysis.fdr, min_effect: env.spec.analysis.min_effect, rows, summary,
       })]]);
     },
   };

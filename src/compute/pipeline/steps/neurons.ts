@@ -1,0 +1,153 @@
+// The `neurons_<attack>` steps: per attack and layer, the fragile neurons — those the attack moves further than its
+// control (random noise of the same ε, attacks/control.ts) does, with an interval, a test and false-discovery control
+// (analysis/fragility.ts) — heatmaps of the most fragile before and after the attack, and per-group statistics of the
+// source images clean and adversarial and of the target class's clean reference images.
+import path from 'node:path';
+import sharp from 'sharp';
+import { isUnder } from '../../analysis/class-groups.ts';
+import { layerFragility } from '../../analysis/fragility.ts';
+import { mapShift, overlayPng, upsample } from '../../analysis/heatmap.ts';
+import { channelSpread, groupStats, type GroupStats } from '../../analysis/neuron-stats.ts';
+import { receptiveFields, type ReceptiveField } from '../../analysis/receptive-field.ts';
+import { recordActivations } from '../../analysis/record.ts';
+import { controlImage } from '../../attacks/control.ts';
+import { hwcToChw, loadImage } from '../../io/image.ts';
+import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
+import { quantile } from '../../numbers.ts';
+import { createRng } from '../../random.ts';
+import { NEURONS_JSON, NeuronsSummary, type NeuronsLayer } from '../outputs/analysis.ts';
+import { RESULTS_JSON } from '../outputs/attack.ts';
+import { readJson, writeJson } from '../outputs/json-file.ts';
+import type { Step } from '../step.ts';
+import { ACTIVATIONS, neuronsStepId } from '../step-ids.ts';
+import { fileOf, referenceMaxima, referenceMeans, type AnalysisEnv } from './activations.ts';
+
+/** Neurons per layer and attack that get heatmaps (the most fragile). */
+const HEATMAP_NEURONS = 3;
+
+export function neuronsSteps(env: AnalysisEnv): Step[] {
+  const { spec } = env;
+  const a = spec.analysis;
+  const steps: Step[] = [];
+  const refLabels = env.reference.map((im) => im.label);
+  /** The reference images of a class, or of the smallest configured WordNet group holding it when asked to pool. */
+  const groupOf = (cls: number): { name: string; rows: number[] } => {
+    const wnid = env.classes[cls].wnid;
+    const pools = Object.entries(a.groups).filter(([, g]) => isUnder(wnid, g));
+    const rowsOf = (pred: (k: number) => boolean) => refLabels.flatMap((k, i) => (pred(k) ? [i] : []));
+    let best = { name: env.classes[cls].name, rows: rowsOf((k) => k === cls) };
+    for (const [name, g] of pools) {
+      const rows = rowsOf((k) => isUnder(env.classes[k].wnid, g));
+      if (best.rows.length < 2 || rows.length < best.rows.length) best = { name: `${name} (WordNet ${g})`, rows };
+    }
+    return best;
+  };
+
+  for (const attackId of Object.keys(spec.attacks)) {
+    const id = neuronsStepId(attackId);
+    steps.push({
+      id,
+      kind: 'neurons',
+      needs: [attackId, ACTIVATIONS],
+      // The control's noise and the bootstrap and sign-flip draws come from the spec's seed, in streams of this attack.
+      params: { model: env.model, layers: spec.layers, top_fraction: a.top_fraction, fdr: a.fdr, min_effect: a.min_effect, groups: a.groups, batch: a.batch, seed: spec.seed },
+      code: [import.meta.filename, CLASSIFIER_CODE],
+      async compute(ctx) {
+        const classifier = await env.classifier();
+        const attack = ctx.dependency(attackId);
+        const acts = ctx.dependency(ACTIVATIONS);
+        const results = await readJson(RESULTS_JSON, attack, id, attackId);
+        const rows = results.rows;
+        const [, h, w] = classifier.inputDims;
+        const cleanPixels = await Promise.all(rows.map((r) => loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess)));
+        const advPixels = await Promise.all(rows.map(async (r) => hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w)));
+        const clean = await recordActivations(classifier, rows.length, async (i) => cleanPixels[i], spec.layers, a.batch);
+        const adversarial = await recordActivations(classifier, rows.length, async (i) => advPixels[i], spec.layers, a.batch);
+        const rng = createRng(spec.seed).fork(`neurons/${attackId}`);
+        const controlPixels = rows.map((r, i) => controlImage(cleanPixels[i], results.params.norm, results.params.eps, rng.fork(`control/${r.file}`)));
+        const control = await recordActivations(classifier, rows.length, async (i) => controlPixels[i], spec.layers, a.batch);
+        const fields = receptiveFields(classifier.model.prepared);
+        const files = new Map<string, Uint8Array>();
+        const target = results.params.target;
+        const layers: Record<string, NeuronsLayer> = {};
+        for (const [li, layer] of spec.layers.entries()) {
+          ctx.progress(li, spec.layers.length, layer);
+          const ref = await referenceMeans(acts, layer);
+          const { std } = channelSpread(ref.values, ref.channels);
+          // A target class without reference images has no clean statistics to set beside the attack's.
+          const group = target === null ? undefined : groupOf(target);
+          const targetGroup = group?.rows.length ? group : undefined;
+          const c = clean.get(layer)!;
+          const x = adversarial.get(layer)!;
+          const fragility = layerFragility({
+            layer, channels: c.channels, clean: c.mean, adversarial: x.mean, control: control.get(layer)!.mean, sigma: std,
+            seed: rng.fork(`test/${layer}`).uniformInt(0, 2 ** 31 - 1),
+            targetClean: targetGroup ? pickRows(ref.values, ref.channels, targetGroup.rows) : undefined,
+            fdr: a.fdr, minEffect: a.min_effect, topFraction: a.top_fraction,
+          });
+          const all = [...Array(c.images).keys()];
+          const heatmaps = await fragileHeatmaps({ classifier, layer, channels: fragility.ranking.slice(0, HEATMAP_NEURONS).map((r) => r.channel), cleanPixels, advPixels, files,
+            field: fields.get(classifier.model.layers.find((l) => l.name === layer)!.tensor)!, scale: quantile(await referenceMaxima(acts, layer), 0.99), stems: rows.map((r) => path.basename(r.file).replace(/\.[^.]+$/, '')) });
+          layers[layer] = {
+            heatmaps,
+            fragility,
+            stats: {
+              source_clean: statsJson('source images, clean', groupStats(c.mean, c.channels, all)),
+              source_adversarial: statsJson('source images, adversarial', groupStats(x.mean, x.channels, all)),
+              ...(targetGroup ? { target_clean: statsJson(`target: ${targetGroup.name}, clean reference images`, groupStats(ref.values, ref.channels, targetGroup.rows)) } : {}),
+            },
+          };
+        }
+        const summary = Object.fromEntries(Object.entries(layers).map(([layer, { fragility: f }]) => [layer, NeuronsSummary.parse(pick(f, NeuronsSummary.keyof().options))]));
+        files.set(NEURONS_JSON.file, writeJson(NEURONS_JSON, id, { attack: attackId, n: rows.length, summary, layers }));
+        return files;
+      },
+    });
+  }
+  return steps;
+}
+
+/** Clean and adversarial maps of the given neurons on each attack image, overlaid, with the shift numbers. */
+async function fragileHeatmaps(o: {
+  classifier: Classifier; layer: string; channels: number[]; cleanPixels: Float32Array[]; advPixels: Float32Array[];
+  files: Map<string, Uint8Array>; field: ReceptiveField; scale: number; stems: string[];
+}): Promise<NeuronsLayer['heatmaps']> {
+  const [, h, w] = o.classifier.inputDims;
+  const per = 3 * h * w;
+  const maps = async (pixels: Float32Array[]) => {
+    const x = new Float32Array(pixels.length * per);
+    pixels.forEach((p, i) => x.set(p, i * per));
+    return (await o.classifier.model.forward(x, [o.layer])).activations.get(o.layer)!;
+  };
+  const clean = await maps(o.cleanPixels);
+  const adv = await maps(o.advPixels);
+  const [, channels, mh, mw] = clean.dims;
+  const area = mh * mw;
+  const out: NeuronsLayer['heatmaps']['neurons'] = [];
+  for (const ch of o.channels) {
+    for (let i = 0; i < o.cleanPixels.length; i++) {
+      const at = (i * channels + ch) * area;
+      const cm = clean.data.subarray(at, at + area);
+      const am = adv.data.subarray(at, at + area);
+      const names = { clean: `${fileOf(o.layer)}_${ch}_${o.stems[i]}.clean.png`, adversarial: `${fileOf(o.layer)}_${ch}_${o.stems[i]}.adversarial.png` };
+      o.files.set(names.clean, await overlayPng(o.cleanPixels[i], upsample(cm, mh, mw, o.field, h, w), h, w, o.scale));
+      o.files.set(names.adversarial, await overlayPng(o.advPixels[i], upsample(am, mh, mw, o.field, h, w), h, w, o.scale));
+      out.push({ channel: ch, image: o.stems[i], images: names, ...mapShift(cm, am, mh, mw, o.field) });
+    }
+  }
+  return { scale: o.scale, neurons: out };
+}
+
+function pick<T extends object, K extends keyof T>(value: T, keys: readonly K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((k) => [k, value[k]])) as Pick<T, K>;
+}
+
+function pickRows(values: ArrayLike<number>, channels: number, rows: readonly number[]): Float32Array {
+  const out = new Float32Array(rows.length * channels);
+  rows.forEach((r, i) => { for (let c = 0; c < channels; c++) out[i * channels + c] = values[r * channels + c]; });
+  return out;
+}
+
+function statsJson(group: string, s: GroupStats) {
+  return { group, n: s.n, mean: Array.from(s.mean), median: Array.from(s.median), max: Array.from(s.max) };
+}
