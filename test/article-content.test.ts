@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatValue, resolveValuePath } from '../src/components/value-path.ts';
+import { compareWord, formatValue, resolveValuePath } from '../src/components/value-path.ts';
 import { indexArticle } from '../src/content/article-index.ts';
 
 const BIB = `@article{a1, author = {Madry, Aleksander and Makelov, Aleksandar}, title = {Towards Deep Learning Models}, journal = {ICLR}, year = {2018}}
@@ -56,5 +56,22 @@ describe('<Value> paths and formats', () => {
     expect(formatValue(1234.4, 'int', 'v')).toBe('1,234');
     expect(() => formatValue(undefined, '%', 'a.b')).toThrow(/<Value of="a.b">: not a number/);
     expect(() => formatValue(1, 'weird', 'v')).toThrow(/unknown format/);
+    expect(formatValue(4 / 255, '/255', 'v')).toBe('4/255');
+    expect(formatValue(0.25 / 255, '/255', 'v')).toBe('0.25/255');
+  });
+});
+
+describe('<Compare> words', () => {
+  const words = { more: 'more', fewer: 'fewer', same: 'as many' };
+  it('words the comparison from the two numbers', () => {
+    expect(compareWord(12, 3, words)).toBe('more');
+    expect(compareWord(3, 12, words)).toBe('fewer');
+    expect(compareWord(5, 5, words)).toBe('as many');
+    expect(compareWord(0, 0, words)).toBe('as many');
+  });
+  it('counts values within the tolerance as the same, and refuses what is not a number', () => {
+    expect(compareWord(100, 96, words, 0.05)).toBe('as many');
+    expect(compareWord(100, 94, words, 0.05)).toBe('more');
+    expect(() => compareWord(NaN, 1, words)).toThrow(/cannot compare/);
   });
 });

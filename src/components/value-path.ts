@@ -18,7 +18,19 @@ export function formatValue(v: unknown, format: string | undefined, of: string):
   if (format === '%') return `${(100 * v).toFixed(Math.abs(v) < 0.1 && v !== 0 ? 1 : 0)} %`;
   if (format === 'int') return Math.round(v).toLocaleString('en-US');
   if (format === 'x') return `${v.toFixed(v < 10 ? 1 : 0)}×`;
+  if (format === '/255') return `${Number((255 * v).toFixed(2))}/255`;
   const fixed = /^\.(\d)f$/.exec(format);
   if (fixed) return v.toFixed(Number(fixed[1]));
-  throw new Error(`<Value of="${of}" format="${format}">: unknown format (use %, int, x or .Nf)`);
+  throw new Error(`<Value of="${of}" format="${format}">: unknown format (use %, int, x, /255 or .Nf)`);
+}
+
+/**
+ * The word for how `a` compares with `b`: `more` when a > b, `fewer` when a < b, `same` when they are equal or, with
+ * `tolerance`, within that fraction of the larger one. Prose that compares two results words it from them, so a
+ * rebuild on another model cannot print a comparison its numbers contradict.
+ */
+export function compareWord(a: number, b: number, words: { more: string; fewer: string; same: string }, tolerance = 0): string {
+  if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`cannot compare ${a} with ${b}`);
+  if (Math.abs(a - b) <= tolerance * Math.max(Math.abs(a), Math.abs(b))) return words.same;
+  return a > b ? words.more : words.fewer;
 }

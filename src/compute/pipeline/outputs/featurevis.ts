@@ -34,6 +34,14 @@ export const Featurevis = z.strictObject({
   photos: z.strictObject({ n: int(), high_frequency_median: z.number() }),
   /** in the spec's order */
   neurons: z.array(RenderedNeuron),
+  /** over the rendered neurons, for the prose: how many beat every reference photo (ratio > 1), and the extremes */
+  summary: z.strictObject({
+    n: int(),
+    beat_photos: int(),
+    min_ratio: z.number(),
+    max_ratio: z.number(),
+    max_high_frequency_ratio: z.number(),
+  }),
 });
 export type Featurevis = z.infer<typeof Featurevis>;
 

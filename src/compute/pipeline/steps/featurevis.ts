@@ -95,6 +95,13 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         size: fv.size, steps: fv.steps, batch: fv.batch, param: fv.param,
         photos: { n: env.reference.length, high_frequency_median: round(photoHfMedian, 5) },
         neurons,
+        summary: {
+          n: neurons.length,
+          beat_photos: neurons.filter((x) => x.ratio > 1).length,
+          min_ratio: Math.min(...neurons.map((x) => x.ratio)),
+          max_ratio: Math.max(...neurons.map((x) => x.ratio)),
+          max_high_frequency_ratio: Math.max(...neurons.map((x) => x.high_frequency_ratio)),
+        },
         // Wall time is not an output (it would break byte-identical caches); the step's log reports it.
       }));
       ctx.progress(total, total, `${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} s/neuron`);
