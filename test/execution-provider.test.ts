@@ -1,7 +1,7 @@
 // Execution providers: which start here, that `auto` and the fallback choose as documented, that every provider that
 // exists on this machine computes the CPU's gradients (relative L2 ≤ 1e-3) and runs the in-graph PGD step with the
-// batch left in device memory, that node placement is read from onnxruntime's own log, and that batch size never
-// changes a CPU result (the reason memory-sized batches stay out of cache keys).
+// batch left in device memory, that node placement is read from onnxruntime's own log, and that batch size changes a
+// CPU result by no more than float32 reordering (the reason memory-sized batches stay out of cache keys).
 // WebGPU runs in CI on Mesa's software Vulkan (lavapipe, installed by .ci/run); CUDA runs only where its provider
 // libraries and a GPU exist. A provider that does not start here is reported as skipped, with onnxruntime's reason.
 import { readFile } from 'node:fs/promises';
@@ -81,7 +81,7 @@ describe('memory-sized batches', () => {
     expect(chooseBatch(1 * mib, undefined).reason).toBe('batch 8 (device memory unknown)');
   });
 
-  it('do not change a CPU result: batch 1 and batch 8 give the same bits', async () => {
+  it('do not change a CPU result beyond float32 rounding: batch 1 and batch 8 give the same gradient', async () => {
     const classifier = await loadClassifier(MODEL);
     const [c, h, w] = classifier.inputDims;
     const per = c * h * w;
@@ -90,7 +90,14 @@ describe('memory-sized batches', () => {
     const all = await classifier.model.gradient(x, crossEntropy(), labels);
     for (const i of [0, 5]) {
       const one = await classifier.model.gradient(x.slice(i * per, (i + 1) * per), crossEntropy(), [labels[i]]);
-      expect(Buffer.from(one.grad.buffer).equals(Buffer.from(all.grad.buffer, i * per * 4, per * 4))).toBe(true);
+      // onnxruntime does not promise the same bits at every batch size. Measured on these images: bit-identical on
+      // an AMD EPYC (Zen 5, AVX-512) and under qemu's Haswell (AVX2), and across the two; but with the graph
+      // optimizer off, batch 1 and 8 differ by 8e-7 (its unfused kernels sum in a batch-dependent order), and
+      // another kernel choice (optimization level basic vs all) moved image 0's gradient by 6.5e-4 (a jump, not
+      // rounding noise: image 5 moved by 1.3e-6). So the bound is GRAD_TOLERANCE, the product's own for two
+      // computations of one gradient (`auto` accepts a provider with it); a batch that leaked between images would
+      // be off by O(1).
+      expect(relativeL2(one.grad, all.grad.subarray(i * per, (i + 1) * per))).toBeLessThan(GRAD_TOLERANCE);
     }
     // MobileNetV2's forward and backward tensors at 224 px: tens of MiB per image, not bytes or gigabytes.
     const perImage = bytesPerImage(classifier.model.prepared) / 2 ** 20;
