@@ -3,12 +3,11 @@
 // channel fires exactly on a planted square.
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { coarseGroup, isUnder, wordnetDistance } from '../src/compute/analysis/class-groups.ts';
+import { isUnder } from '../src/compute/analysis/class-groups.ts';
 import { layerFragility } from '../src/compute/analysis/fragility.ts';
 import { mapShift, upsample } from '../src/compute/analysis/heatmap.ts';
 import { neuronHistograms } from '../src/compute/analysis/histogram.ts';
 import { channelSpread, groupStats, topChannels } from '../src/compute/analysis/neuron-stats.ts';
-import { layerPolysemanticity } from '../src/compute/analysis/polysemantic.ts';
 import { quantile } from '../src/compute/numbers.ts';
 import { cellBox, receptiveFields } from '../src/compute/analysis/receptive-field.ts';
 import { recordActivations } from '../src/compute/analysis/record.ts';
@@ -114,41 +113,18 @@ describe('fragility', () => {
   });
 });
 
-describe('polysemantic neurons', () => {
-  it('finds a neuron that fires for animals and vehicles, and not one that fires for animals only', () => {
-    const classes = JSON.parse('[]') as { wnid: string; name: string }[];
-    const labelsOf: [string, string][] = [['n02441942', 'weasel'], ['n04467665', 'trailer truck'], ['n02443484', 'black-footed ferret'], ['n03417042', 'garbage truck'], ['n02510455', 'giant panda']];
-    for (const [wnid, name] of labelsOf) classes.push({ wnid, name });
-    const n = 200;
-    const labels = Array.from({ length: n }, (_, i) => i % 5);
-    const values = new Float32Array(n * 2);
-    for (let i = 0; i < n; i++) {
-      const k = labels[i];
-      // Neuron 0: strong on weasels and trailer trucks. Neuron 1: strong on weasels and ferrets (both mustelids).
-      values[i * 2] = (k === 0 || k === 1) && i >= 190 ? 10 + i / 100 : (i % 7) / 10;
-      values[i * 2 + 1] = (k === 0 || k === 2) && i >= 185 ? 10 + i / 100 : (i % 5) / 10;
-    }
-    const p = layerPolysemanticity({ layer: 'l', channels: 2, values, labels, classes, percentile: 98 });
-    const byChannel = Object.fromEntries(p.ranking.map((r) => [r.channel, r]));
-    expect(byChannel[0].groups).toEqual({ animal: 2, vehicle: 2 });
-    expect(byChannel[0].polysemantic).toBe(true);
-    expect(byChannel[0].max_distance).toBe(wordnetDistance('n02441942', 'n04467665'));
-    expect(byChannel[1].groups).toEqual({ animal: 4 });
-    expect(byChannel[1].polysemantic).toBe(false);
-    expect(p.ranking[0].channel).toBe(0);
+describe('quantile', () => {
+  it('interpolates linearly between order statistics, as NumPy does', () => {
     expect(quantile([1, 2, 3, 4], 0.5)).toBe(2.5);
+    expect(quantile([4, 1, 3, 2], 0.25)).toBe(1.75);
   });
 });
 
 describe('WordNet groups', () => {
   it('groups classes by their WordNet 3.0 hypernyms', () => {
-    expect(coarseGroup('n02441942')).toBe('animal'); // weasel
-    expect(coarseGroup('n04467665')).toBe('vehicle'); // trailer truck
     expect(isUnder('n02443484', 'n02441326')).toBe(true); // black-footed ferret is a musteline mammal
     expect(isUnder('n04467665', 'n04490091')).toBe(true); // trailer truck is a truck
     expect(isUnder('n02510455', 'n02441326')).toBe(false); // a giant panda is not
-    expect(wordnetDistance('n02441942', 'n02441942')).toBe(0);
-    expect(wordnetDistance('n02441942', 'n02443484')).toBeLessThan(wordnetDistance('n02441942', 'n04467665'));
   });
 
   it('the shipped hierarchy is exactly what WordNet 3.0 gives for the ImageNet classes', async () => {

@@ -12,7 +12,8 @@ export interface NeuronCard {
   histogram: { edges: number[]; counts: number[]; n: number };
   /** the reference photos it fires most for */
   top: { name: string; activation: number }[];
-  polysemantic: { score: number; groups: string[] } | null;
+  /** only for a neuron the polysemantic step calls polysemantic (q ≤ fdr against shuffled labels) */
+  polysemantic: { score: number; q: number; fdr: number; groups: string[] } | null;
   patches: { image: string; name: string }[];
   attacks: { id: string; what: string; n: number; clean: number; adversarial: number; target: number | null; score: number }[];
 }
@@ -53,7 +54,8 @@ async function load(): Promise<CardSource> {
       if (!layers.includes(layer)) throw new Error(`no neuron analysis for layer '${layer}' (analysed: ${layers.join(', ')})`);
       const hist = poly.histograms[layer][channel];
       if (!hist) throw new Error(`layer '${layer}' has no channel ${channel}`);
-      const rank = poly.polysemantic.layers[layer].ranking.find((r) => r.channel === channel);
+      const analysed = poly.polysemantic.layers[layer];
+      const rank = analysed.ranking.find((r) => r.channel === channel && r.polysemantic);
       const patches = poly.polysemantic.layers[layer].patches.find((p) => p.channel === channel)?.patches ?? [];
       const image = fv.find((n) => n.layer === layer && n.channel === channel);
       return {
@@ -62,7 +64,7 @@ async function load(): Promise<CardSource> {
         featurevis: image ? { image: image.image, ratio: image.ratio } : null,
         histogram: { edges: hist.edges, counts: hist.counts, n: poly.polysemantic.n },
         top: (poly.top_images[layer]?.[channel] ?? []).map((t) => ({ name: t.name, activation: t.activation })),
-        polysemantic: rank ? { score: rank.score, groups: Object.keys(rank.groups) } : null,
+        polysemantic: rank ? { score: rank.score, q: rank.q, fdr: analysed.fdr, groups: rank.groups.map((g) => g.name) } : null,
         patches: patches.map((p) => ({ image: p.file, name: p.name })),
         attacks: attacks.map(({ id, what, data }) => {
           const l = data.layers[layer];

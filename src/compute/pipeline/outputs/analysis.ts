@@ -148,28 +148,42 @@ export const NEURONS_JSON = jsonOutput('neurons.json', Neurons);
 
 // ---- polysemantic.json, histograms.json, top_images.json
 
-/** A reference image at or above a neuron's percentile threshold (analysis/polysemantic.ts's StrongImage). */
+/** One of a neuron's strong reference images (its `top` highest spatial means). */
 export const StrongImage = z.strictObject({
   /** row in the reference set, and its path in the data directory */
   image: int(),
   file: z.string(),
   class: int(),
   name: z.string(),
-  /** coarse WordNet group */
-  group: z.string(),
   activation: z.number(),
+});
+
+/** A WordNet synset (or class) enriched among a neuron's strong images (analysis/polysemantic-calibrated.ts). */
+export const PolysemanticGroup = z.strictObject({
+  wnid: z.string(),
+  name: z.string(),
+  /** strong images under it, and how many chance would put there */
+  images: int(),
+  expected: z.number(),
+  /** −log10 of the hypergeometric chance of at least `images` */
+  enrichment: z.number(),
+  classes: z.array(z.string()),
 });
 
 export const PolysemanticNeuron = z.strictObject({
   channel: int(),
+  /** the weaker enrichment of the best far-apart pair of groups (0 without one) */
+  score: z.number(),
+  /** permutation p (labels shuffled, activations kept) and Benjamini–Hochberg q across the layer */
+  p: z.number(),
+  q: z.number(),
+  polysemantic: z.boolean(),
+  /** activation of the weakest strong image */
   threshold: z.number(),
   /** largest activation first */
   strong: z.array(StrongImage),
-  /** coarse group → strong images in it */
-  groups: z.record(z.string(), int()),
-  score: z.number(),
-  max_distance: z.number(),
-  polysemantic: z.boolean(),
+  /** the far-apart pair first; the most enriched group alone when there is none */
+  groups: z.array(PolysemanticGroup),
 });
 export type PolysemanticNeuron = z.infer<typeof PolysemanticNeuron>;
 
@@ -193,11 +207,21 @@ export type Patch = z.infer<typeof Patch>;
 export const PolysemanticLayer = z.strictObject({
   layer: z.string(),
   n: int(),
-  percentile: z.number(),
-  /** neurons meeting the polysemantic criterion */
+  /** strong images per neuron, false-discovery level, label shuffles in the null and the smallest p they allow */
+  top: int(),
+  fdr: z.number(),
+  permutations: int(),
+  smallest_p: z.number(),
+  /** neurons with a strong set their activations decide (not dead), and the polysemantic ones among them */
+  testable: int(),
   count: int(),
-  /** most polysemantic first */
+  /** smallest q first, then largest score */
   ranking: z.array(PolysemanticNeuron),
+  /** [C], channel order; null for an untestable neuron */
+  score: z.array(z.number().nullable()),
+  p: z.array(z.number().nullable()),
+  q: z.array(z.number().nullable()),
+  polysemantic: z.array(z.boolean()),
   /** top patches of the first few ranked neurons */
   patches: z.array(z.strictObject({ channel: int(), patches: z.array(Patch) })),
 });
