@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import type { ProviderChoice } from '../compute/runtime/execution-provider.ts';
 import { debug, PROVIDER_NAMES } from '../config.ts';
+import { analyseFolders, type AnalyseCliOptions } from './commands/analyse.ts';
 import { attack } from './commands/attack.ts';
 import { compute, type ComputeOptions } from './commands/compute.ts';
 import { featurevis, type FeaturevisOptions } from './commands/featurevis.ts';
@@ -114,17 +115,46 @@ program.command('featurevis')
   .addOption(epOption())
   .action(async (o: FeaturevisOptions & { ep?: ProviderChoice }) => featurevis(o));
 
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+type AnalyseFlags = ComputeFlags & Partial<Omit<AnalyseCliOptions, 'ep' | 'model'>> & { model?: string };
+const SPEC_FORM = ['dryRun', 'force', 'data', 'cache'] as const;
+const FOLDER_FORM = ['reference', 'layer', 'clean', 'adversarial', 'eps', 'seed', 'fdr', 'minEffect', 'top', 'batch', 'out'] as const;
+const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+// One command, two forms: with --model it analyses folders (commands/analyse.ts); without, it runs a spec's analysis
+// steps. Flags of the other form are refused rather than ignored, so a mixed call says which form it reached.
 program.command('analyse')
   .alias('analyze')
-  .description('run only the neuron analyses of a spec (activations, fragility, polysemanticity) and the attacks they need')
-  .argument('[spec]', specArgument)
-  .option('--dry-run', 'list the steps that would run, and why, without running them')
-  .option('--force <steps...>', 'recompute these step ids even when cached (`all` for every step)')
+  .description('with --model: polysemanticity (and, given --clean/--adversarial, fragility against a control) of every channel of the layers, from image folders, written to --out; without: run only the neuron analyses of a spec (activations, fragility, polysemanticity) and the attacks they need')
+  .argument('[spec]', `${specArgument}; spec form only`)
+  .option('--model <model>', 'ONNX model with its card beside it: selects the folder form')
+  .option('--reference <dir>', 'folder form: ImageNet-style reference images with labels.json ([{file, index}]); σ and polysemanticity are measured over them')
+  .option('--layer <name>', 'folder form: a layer to analyse (repeat for more; `atlas inspect` lists them)', collect)
+  .option('--clean <dir>', 'folder form: attacked images before the attack (`atlas attack` output works as is)')
+  .option('--adversarial <dir>', 'folder form: the same images after the attack, paired with --clean by name once .clean/.adversarial is stripped')
+  .option('--eps <eps>', "folder form: L∞ radius of every pair's random control (default: each pair's own L∞ distance, on the 8-bit grid)")
+  .option('--seed <n>', 'folder form: seed of the controls, bootstrap, sign flips and label shuffles', '0')
+  .option('--fdr <q>', 'folder form: Benjamini–Hochberg level for fragile and polysemantic', '0.05')
+  .option('--min-effect <sigma>', 'folder form: smallest effect (natural σ) that counts as fragile', '0.5')
+  .option('--top <n>', 'folder form: strong images per channel (default: 1 % of the reference set, 10 to 50)')
+  .option('--batch <n>', 'folder form: images per forward pass', '16')
+  .option('--out <dir>', 'folder form: where polysemantic.json and fragility.json go (other files there are left alone)')
+  .option('--dry-run', 'spec form: list the steps that would run, and why, without running them')
+  .option('--force <steps...>', 'spec form: recompute these step ids even when cached (`all` for every step)')
   .addOption(epOption())
   .addOption(dataOption())
   .addOption(cacheOption())
-  .action(async (spec: string | undefined, o: ComputeFlags) =>
-    compute({ spec, ...o, kinds: ['activations', 'neurons', 'polysemantic'] }));
+  .action(async (spec: string | undefined, o: AnalyseFlags, command: Command) => {
+    const given = (k: string) => command.getOptionValueSource(k) === 'cli';
+    if (o.model !== undefined) {
+      const mixed = [...(spec === undefined ? [] : ['a spec argument']), ...SPEC_FORM.filter(given).map(flagName)];
+      if (mixed.length) throw new Error(`atlas analyse --model analyses folders; ${mixed.join(', ')} belong${mixed.length === 1 ? 's' : ''} to the spec form (atlas analyse [spec])`);
+      return analyseFolders(o as AnalyseCliOptions);
+    }
+    const stray = FOLDER_FORM.filter(given).map(flagName);
+    if (stray.length) throw new Error(`${stray.join(', ')} need${stray.length === 1 ? 's' : ''} --model (the folder form of atlas analyse)`);
+    return compute({ spec, dryRun: o.dryRun, force: o.force, ep: o.ep, data: o.data, cache: o.cache, kinds: ['activations', 'neurons', 'polysemantic'] });
+  });
 
 let showStack = false;
 try {
