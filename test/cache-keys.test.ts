@@ -158,6 +158,32 @@ describe('cache keys follow the step graph', () => {
     expect(await replanned(specOf())).toEqual([]);
   });
 
+  it('feature visualization chosen from the rankings needs them: it re-plans when the ranked attack changes', async () => {
+    const choose = 'featurevis: { choose: [{ ranking: fragile, attack: weasel_to_truck, layer: features.17.conv.2, top: 2 }, { ranking: polysemantic, layer: features.17.conv.2, top: 1 }], size: 16, steps: 2, batch: 2 }';
+    const spec = specOf({ featurevis: choose });
+    expect(await replanned(spec)).toEqual(['featurevis']);
+    const done = await runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache, kinds: ['featurevis'] });
+    const fv = JSON.parse(await readFile(done.steps.find((s) => s.id === 'featurevis')!.entry!.file('featurevis.json'), 'utf8'));
+    const neurons = JSON.parse(await readFile(done.steps.find((s) => s.id === 'neurons_weasel_to_truck')!.entry!.file('neurons.json'), 'utf8'));
+    const ranking = neurons.layers['features.17.conv.2'].fragility.ranking;
+    // The top two of the attack's ranking; the three reference photos are too few for a polysemanticity ranking.
+    expect(fv.neurons.map((x: { channel: number }) => x.channel)).toEqual([ranking[0].channel, ranking[1].channel]);
+    expect(fv.neurons[0].chosen_by).toMatch(/^rank 1 by fragility under weasel_to_truck \(effect [\d.]+σ; descriptive, n = 1\)$/);
+    expect(await replanned(specOf({ featurevis: choose, weasel: BASE.weasel.replace('eps: 4/255', 'eps: 8/255') }))).toContain('featurevis');
+    expect(await replanned(specOf({ featurevis: choose, panda: BASE.panda.replace('eps: 4/255', 'eps: 2/255') }))).not.toContain('featurevis');
+    // Back to the base spec: everything is found cached, and the index explains later changes against it again.
+    await writeFile(p.spec, specOf());
+    const back = await runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache });
+    expect(back.steps.every((s) => s.status === 'cached')).toBe(true);
+  });
+
+  it('refuses a choose rule for a layer or an attack the spec does not have', async () => {
+    await expect(replanned(specOf({ featurevis: 'featurevis: { choose: [{ ranking: polysemantic, layer: features.9, top: 1 }] }' })))
+      .rejects.toThrow(/featurevis\.choose\.0\.layer: 'features\.9' is not among the analysed layers \(features\.17\.conv\.2\)/);
+    await expect(replanned(specOf({ featurevis: 'featurevis: { choose: [{ ranking: fragile, attack: nope, layer: features.17.conv.2, top: 1 }] }' })))
+      .rejects.toThrow(/featurevis\.choose\.0\.attack: no attack 'nope' in the spec/);
+  });
+
   it('says which field changed', async () => {
     await writeFile(p.spec, specOf({ weasel: BASE.weasel.replace('eps: 4/255', 'eps: 8/255') }));
     const plan = await runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache, dryRun: true });

@@ -100,13 +100,28 @@ export const ExperimentSpec = z.strictObject({
   /** Lucent-style feature visualizations (defaults are Lucent's) */
   featurevis: z.strictObject({
     /** `<layer>:<channel>` each; rendered together, `batch` at a time */
-    neurons: z.array(z.string().regex(/^.+:\d+$/, 'write a neuron as <layer>:<channel>')).nonempty(),
+    neurons: z.array(z.string().regex(/^.+:\d+$/, 'write a neuron as <layer>:<channel>')).default([]),
+    /** neurons the pipeline chooses from the analyses' rankings, after `neurons` (a neuron is rendered once) */
+    choose: z.array(z.discriminatedUnion('ranking', [
+      /** the `top` most fragile neurons of `layer` under `attack` (its ranking: fragile first, then by effect) */
+      z.strictObject({ ranking: z.literal('fragile'), attack: z.string(), layer: z.string(), top: z.number().int().positive() }),
+      /** the `top` most polysemantic neurons of `layer` (smallest q first) */
+      z.strictObject({ ranking: z.literal('polysemantic'), layer: z.string(), top: z.number().int().positive() }),
+    ])).default([]),
     size: z.number().int().min(8).default(128),
     steps: z.number().int().positive().default(512),
     batch: z.number().int().positive().default(8),
     param: z.enum(['fft', 'pixel']).default('fft'),
   }).optional(),
 }).superRefine((spec, ctx) => {
+  const fv = spec.featurevis;
+  if (fv) {
+    if (fv.neurons.length === 0 && fv.choose.length === 0) ctx.addIssue({ code: 'custom', path: ['featurevis'], message: 'name neurons or choose them (featurevis.neurons or featurevis.choose)' });
+    fv.choose.forEach((c, k) => {
+      if (!spec.layers.includes(c.layer)) ctx.addIssue({ code: 'custom', path: ['featurevis', 'choose', k, 'layer'], message: `'${c.layer}' is not among the analysed layers (${spec.layers.join(', ') || 'none'})` });
+      if (c.ranking === 'fragile' && !(c.attack in spec.attacks)) ctx.addIssue({ code: 'custom', path: ['featurevis', 'choose', k, 'attack'], message: `no attack '${c.attack}' in the spec (${Object.keys(spec.attacks).join(', ') || 'none'})` });
+    });
+  }
   const compare = spec.compare;
   if (!compare) return;
   // `main` names the spec's own model in comparison.json; a compared model of that id would be indistinguishable.

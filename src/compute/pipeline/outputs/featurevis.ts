@@ -8,6 +8,8 @@ const int = () => z.number().int();
 export const RenderedNeuron = z.strictObject({
   layer: z.string(),
   channel: int(),
+  /** why it was rendered: named in the spec, or its rank in a ranking with that ranking's verdict */
+  chosen_by: z.string(),
   /** PNG of the entry (size × size) */
   image: z.string(),
   /** the objective at the last step */

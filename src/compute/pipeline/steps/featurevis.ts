@@ -16,23 +16,28 @@ import { findLayer } from '../../onnx/layers.ts';
 import { createRng } from '../../random.ts';
 import type { LabelledImage } from '../data.ts';
 import { CURVES_JSON, FEATUREVIS_JSON, type RenderedNeuron } from '../outputs/featurevis.ts';
-import { writeJson } from '../outputs/json-file.ts';
-import type { Step } from '../step.ts';
-import { FEATUREVIS } from '../step-ids.ts';
+import { NEURONS_JSON, POLYSEMANTIC_JSON } from '../outputs/analysis.ts';
+import { readJson, writeJson } from '../outputs/json-file.ts';
+import type { ExperimentSpec } from '../spec.ts';
+import type { Step, StepContext } from '../step.ts';
+import { FEATUREVIS, POLYSEMANTIC, neuronsStepId } from '../step-ids.ts';
 import type { StepEnv } from './attack.ts';
 
 export async function featurevisSteps(env: StepEnv & { reference: readonly LabelledImage[] }): Promise<Step[]> {
   const fv = env.spec.featurevis;
   if (!fv) return [];
-  const targets = fv.neurons.map(parseChannel);
+  const named = fv.neurons.map(parseChannel);
+  const needs = [...new Set(fv.choose.map((c) => (c.ranking === 'fragile' ? neuronsStepId(c.attack) : POLYSEMANTIC)))];
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
   return [{
     id: FEATUREVIS,
     kind: 'featurevis',
+    needs,
     params: { model: env.model, seed: env.spec.seed, ...fv, images: reference },
     code: [import.meta.filename, CLASSIFIER_CODE],
     async compute(ctx) {
       const classifier = await env.classifier();
+      const targets = await chooseNeurons(named, fv.choose, ctx);
       for (const t of targets) {
         const layer = findLayer(classifier.model.layers, t.layer);
         if (!(t.channel < (layer.dims[1] ?? 0))) throw new Error(`featurevis: channel ${t.channel} of '${t.layer}' is out of range (it has ${layer.dims[1]})`);
@@ -80,7 +85,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         const image = `${neuronFileStem(t)}.png`;
         files.set(image, await toPng(rendered[i], fv.size, fv.size));
         neurons.push({
-          layer: t.layer, channel: t.channel, image,
+          layer: t.layer, channel: t.channel, chosen_by: t.chosenBy, image,
           objective: curves[i][curves[i].length - 1],
           activation: round(activation, 5),
           photo_max: round(best, 5),
@@ -110,3 +115,46 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   }];
 }
 
+type Choice = NonNullable<ExperimentSpec['featurevis']>['choose'][number];
+type Target = ReturnType<typeof parseChannel> & { chosenBy: string };
+
+/**
+ * The neurons to render: those the spec names, then for each `choose` rule the top of that ranking, read from the
+ * step that ranked them; a neuron already chosen is skipped, so a rule may reach further down its ranking.
+ */
+async function chooseNeurons(named: ReturnType<typeof parseChannel>[], rules: readonly Choice[], ctx: StepContext): Promise<Target[]> {
+  const out: Target[] = named.map((t) => ({ ...t, chosenBy: 'named in the spec' }));
+  const taken = new Set(out.map((t) => `${t.layer}:${t.channel}`));
+  const take = (layer: string, channel: number, chosenBy: string) => {
+    const id = `${layer}:${channel}`;
+    if (taken.has(id)) return false;
+    taken.add(id);
+    out.push({ layer, channel, chosenBy });
+    return true;
+  };
+  for (const rule of rules) {
+    let count = 0;
+    if (rule.ranking === 'fragile') {
+      const step = neuronsStepId(rule.attack);
+      const neurons = await readJson(NEURONS_JSON, ctx.dependency(step), FEATUREVIS, step);
+      const f = neurons.layers[rule.layer]?.fragility;
+      if (!f) throw new Error(`featurevis: ${step} has no layer '${rule.layer}'`);
+      for (const [rank, r] of f.ranking.entries()) {
+        if (count === rule.top) break;
+        const verdict = f.descriptive ? `descriptive, n = ${f.n}` : r.fragile ? `fragile, q = ${r.q!.toPrecision(2)}` : `not fragile, q = ${r.q!.toPrecision(2)}`;
+        if (take(rule.layer, r.channel, `rank ${rank + 1} by fragility under ${rule.attack} (effect ${r.effect.toFixed(2)}σ; ${verdict})`)) count++;
+      }
+    } else {
+      const poly = await readJson(POLYSEMANTIC_JSON, ctx.dependency(POLYSEMANTIC), FEATUREVIS, POLYSEMANTIC);
+      const l = poly.layers[rule.layer];
+      if (!l) throw new Error(`featurevis: ${POLYSEMANTIC} has no layer '${rule.layer}'`);
+      for (const [rank, r] of l.ranking.entries()) {
+        if (count === rule.top) break;
+        const groups = r.groups.map((g) => g.name).join(' + ');
+        if (take(rule.layer, r.channel, `rank ${rank + 1} by polysemanticity (${groups}; q = ${r.q.toPrecision(2)}, ${r.polysemantic ? 'polysemantic' : 'not polysemantic'})`)) count++;
+      }
+    }
+  }
+  if (out.length === 0) throw new Error('featurevis: no neuron to render (the rankings chose none)');
+  return out;
+}
