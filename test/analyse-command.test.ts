@@ -1,11 +1,9 @@
 // `atlas analyse --model …` end to end on real photographs and real MobileNetV2: a reference folder of 20 photos
 // with labels.json, four pairs made by `atlas attack`, the outputs checked against the analyses computed here from
 // the same files without the command's code path, a rerun byte for byte, and the bad inputs a user will type.
-import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadPair } from '../src/compute/analysis/analyse.ts';
@@ -19,24 +17,14 @@ import { canonical } from '../src/compute/cache/stable-json.ts';
 import { hwcToChw, loadImage } from '../src/compute/io/image.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import { createRng } from '../src/compute/random.ts';
+import { atlas } from './helpers/atlas-cli.ts';
 import { shared } from './helpers/shared.ts';
 
-const run = promisify(execFile);
-const CLI = path.resolve(import.meta.dirname, '../src/cli/atlas.ts');
 const MODEL = () => shared('models', 'mobilenetv2.onnx');
 const SAMPLES = () => shared('images', 'imagenet-samples');
 const LAYERS = ['features.14.conv.1', 'features.17.conv.2'];
 const SEED = 3;
 
-async function atlas(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp) {
   expect(r.code).not.toBe(0);

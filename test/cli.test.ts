@@ -1,30 +1,18 @@
 // The `atlas` command as a user runs it: real MobileNetV2, real photographs, and the bad inputs a user will type.
-import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { readNpy, writeNpy } from '../src/compute/io/npy.ts';
+import { atlas } from './helpers/atlas-cli.ts';
 import { shared } from './helpers/shared.ts';
 
-const run = promisify(execFile);
-const CLI = path.resolve(import.meta.dirname, '../src/cli/atlas.ts');
 const MODEL = () => shared('models', 'mobilenetv2.onnx');
 const photo = (wnid: string) => shared('images', 'imagenet-samples', `${wnid}.jpg`);
 const WEASEL = 'n02441942';
 const PANDA = 'n02510455';
 
-async function atlas(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const tmp = () => mkdtemp(path.join(os.tmpdir(), 'atlas-cli-'));
 
