@@ -1,4 +1,4 @@
-// Quantized ONNX graphs evaluated in plain JavaScript, with exact integer arithmetic: the reference that
+// Quantized ONNX graphs evaluated op by op in the test, with exact integer arithmetic: the reference that
 // test/dequantize.test.ts holds the fake-quant graphs against. onnxruntime's own int8 kernels cannot be that
 // reference: on x86 CPUs without VNNI its u8s8 convolutions sum pairs of products in saturating 16-bit lanes
 // (vpmaddubsw), so what they compute depends on the CPU.
@@ -13,7 +13,7 @@
 //   M = fl(fl(x_scale · w_scale) / y_scale), rounded half to even, plus the zero point, saturated.
 // - QLinearMul likewise: fl(fl((a − za)(b − zb)) · fl(fl(sa · sb) / sc)) + zc in float32, then rounded.
 // - QLinearAdd/AveragePool/GlobalAveragePool/Concat/LeakyRelu/Sigmoid: the float op on the dequantized values
-//   fl((q − z) · s), its result in float32 (sums exact, then rounded once; Sigmoid correctly rounded), requantized
+//   fl((q − z) · s), its result in float32 (sums exact, then rounded once; Sigmoid from float64), requantized
 //   as round(fl(v / s)) + z. With decimal scales (0.03 → 0.02 is ×1.5) many results are exact ties in real numbers
 //   that float32 scales turn into near-ties, so the precision of each step is part of the definition.
 // - QuantizeLinear: round(fl(x / scale)) + zero point, as ONNX defines it on float32 tensors; DequantizeLinear:
@@ -396,7 +396,7 @@ async function matmul(a: RefTensor, az: number, b: RefTensor, bz: RefTensor | un
 
 let doubleMatMul: Promise<ort.InferenceSession> | undefined;
 
-/** onnxruntime's float64 MatMul (numpy broadcasting); exact here, since every operand and sum is a small integer. */
+/** onnxruntime's float64 MatMul (numpy broadcasting): exact on integer operands; a float Conv gets float64 rounding. */
 async function exactMatMul(a: Float64Array, aDims: number[], b: Float64Array, bDims: number[]): Promise<Float64Array> {
   doubleMatMul ??= ort.InferenceSession.create(encodeModel({
     irVersion: 8,
