@@ -120,6 +120,9 @@ describe('cache keys follow the step graph', () => {
       ['panda_untargeted', 'neurons_panda_untargeted', 'int8/panda_untargeted', 'int8/neurons_panda_untargeted', 'comparison']],
     ['layers', { layers: 'layers: [features.17.conv.2, features.16.conv.2]' }, ACTIVATIONS_DOWN],
     ['analysis.reference', { analysis: BASE.analysis.replace('images/ref', 'images/ref-b') }, REFERENCE_DOWN],
+    // Pooled folders in order, then the first max_reference_images: ref-b first changes the set, ref first does not.
+    ['analysis.reference (two folders, another first)', { analysis: BASE.analysis.replace('reference: images/ref,', 'reference: [images/ref-b, images/ref],') }, REFERENCE_DOWN],
+    ['analysis.reference (two folders, the same first)', { analysis: BASE.analysis.replace('reference: images/ref,', 'reference: [images/ref, images/ref-b],') }, []],
     ['analysis.max_reference_images', { analysis: BASE.analysis.replace('max_reference_images: 3', 'max_reference_images: 2') }, REFERENCE_DOWN],
     ['analysis.top_fraction', { analysis: BASE.analysis.replace('{ reference', '{ top_fraction: 0.2, reference') }, NEURONS],
     ['analysis.fdr', { analysis: BASE.analysis.replace('{ reference', '{ fdr: 0.1, reference') }, [...NEURONS, 'polysemantic']],

@@ -102,7 +102,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       return set;
     },
   };
-  let reference = spec.layers.length > 0 || spec.featurevis ? await loadImageSet(spec.analysis.reference ?? spec.images.folder, spec.images.labels, dataDir) : [];
+  const referenceFolders = [spec.analysis.reference ?? spec.images.folder].flat();
+  let reference = spec.layers.length > 0 || spec.featurevis
+    ? (await Promise.all(referenceFolders.map((f) => env.imagesOf(f)))).flat()
+    : [];
   if (spec.analysis.max_reference_images) reference = reference.slice(0, spec.analysis.max_reference_images);
   const steps: Step[] = [
     ...await attackSteps(env),

@@ -78,8 +78,11 @@ export const ExperimentSpec = z.strictObject({
   /** layers whose neurons are analysed */
   layers: z.array(z.string()).default([]),
   analysis: z.strictObject({
-    /** the clean reference set for distributions, percentiles and natural spread (default: images.folder) */
-    reference: z.string().optional(),
+    /**
+     * the clean reference set for distributions, percentiles, natural spread and class statistics: a folder, or
+     * several pooled in the order given (default: images.folder)
+     */
+    reference: z.union([z.string(), z.array(z.string()).nonempty()]).optional(),
     max_reference_images: z.number().int().positive().optional(),
     /** top fraction of neurons per class */
     top_fraction: z.number().positive().max(1).default(0.1),
@@ -114,6 +117,9 @@ export const ExperimentSpec = z.strictObject({
     param: z.enum(['fft', 'pixel']).default('fft'),
   }).optional(),
 }).superRefine((spec, ctx) => {
+  const folders = [spec.analysis.reference ?? []].flat();
+  const repeated = folders.find((f, k) => folders.indexOf(f) !== k);
+  if (repeated !== undefined) ctx.addIssue({ code: 'custom', path: ['analysis', 'reference'], message: `'${repeated}' is listed twice` });
   const fv = spec.featurevis;
   if (fv) {
     if (fv.neurons.length === 0 && fv.choose.length === 0) ctx.addIssue({ code: 'custom', path: ['featurevis'], message: 'name neurons or choose them (featurevis.neurons or featurevis.choose)' });

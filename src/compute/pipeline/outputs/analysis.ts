@@ -114,8 +114,38 @@ export const GroupStats = z.strictObject({
 });
 export type GroupStats = z.infer<typeof GroupStats>;
 
+/**
+ * Targeted attacks: the target class's selective neurons (AUROC of its reference images against the rest, permutation
+ * or normal p, BH q; analysis/selectivity.ts) and how many of them the attack turns on against the control.
+ */
+export const TargetSelectivity = z.strictObject({
+  /** the target class, or the WordNet group standing in for it when it has fewer than 2 reference images */
+  group: z.string(),
+  pooled: z.boolean(),
+  /** its reference images, and the rest */
+  n: int(),
+  rest: int(),
+  method: z.enum(['permutation', 'normal']),
+  fdr: z.number(),
+  min_auroc: z.number(),
+  /** selective channels (q ≤ fdr and AUROC ≥ min_auroc), most selective first */
+  selective: z.array(z.strictObject({ channel: int(), auroc: z.number(), q: z.number() })),
+  /** per attacked image, selective channels off on the clean image and at or above the group's median after it */
+  turned_on: z.strictObject({
+    n: int(),
+    adversarial: z.number(),
+    control: z.number(),
+    /** mean over images of adversarial − control, its sign-flip p (null below 3 images) */
+    difference: z.number(),
+    p: z.number().nullable(),
+    descriptive: z.boolean(),
+  }),
+});
+export type TargetSelectivity = z.infer<typeof TargetSelectivity>;
+
 export const NeuronsLayer = z.strictObject({
   fragility: Fragility,
+  target_selectivity: TargetSelectivity.optional(),
   /** the most fragile neurons' maps, every attack image each; `scale` maps activations to overlay intensity */
   heatmaps: z.strictObject({ scale: z.number(), neurons: z.array(Heatmap) }),
   stats: z.strictObject({

@@ -14,8 +14,9 @@ import { controlImage } from '../../attacks/control.ts';
 import { hwcToChw, loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { quantile } from '../../numbers.ts';
-import { createRng } from '../../random.ts';
-import { NEURONS_JSON, NeuronsSummary, type NeuronsLayer } from '../outputs/analysis.ts';
+import { createRng, type Rng } from '../../random.ts';
+import { classSelectivity, selectivityGroup, targetNeuronsTurnedOn } from '../../analysis/selectivity.ts';
+import { NEURONS_JSON, NeuronsSummary, type NeuronsLayer, type TargetSelectivity } from '../outputs/analysis.ts';
 import { RESULTS_JSON } from '../outputs/attack.ts';
 import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { Step } from '../step.ts';
@@ -88,9 +89,14 @@ export function neuronsSteps(env: AnalysisEnv): Step[] {
           const all = [...Array(c.images).keys()];
           const heatmaps = await fragileHeatmaps({ classifier, layer, channels: fragility.ranking.slice(0, HEATMAP_NEURONS).map((r) => r.channel), cleanPixels, advPixels, files,
             field: fields.get(classifier.model.layers.find((l) => l.name === layer)!.tensor)!, scale: quantile(await referenceMaxima(acts, layer), 0.99), stems: rows.map((r) => path.basename(r.file).replace(/\.[^.]+$/, '')) });
+          const selectivity = target === null ? undefined : targetSelectivity({
+            target, values: ref.values, channels: ref.channels, labels: refLabels, classes: env.classes, groups: a.groups, fdr: a.fdr,
+            clean: c.mean, adversarial: x.mean, control: control.get(layer)!.mean, rng: rng.fork(`selectivity/${layer}`),
+          });
           layers[layer] = {
             heatmaps,
             fragility,
+            ...(selectivity ? { target_selectivity: selectivity } : {}),
             stats: {
               source_clean: statsJson('source images, clean', groupStats(c.mean, c.channels, all)),
               source_adversarial: statsJson('source images, adversarial', groupStats(x.mean, x.channels, all)),
@@ -146,6 +152,36 @@ function pickRows(values: ArrayLike<number>, channels: number, rows: readonly nu
   const out = new Float32Array(rows.length * channels);
   rows.forEach((r, i) => { for (let c = 0; c < channels; c++) out[i * channels + c] = values[r * channels + c]; });
   return out;
+}
+
+/** The target's selective neurons, and how many of them the attack turns on against the control. */
+function targetSelectivity(o: {
+  target: number; values: Float32Array; channels: number; labels: readonly number[]; classes: AnalysisEnv['classes'];
+  groups: Record<string, string>; fdr: number; clean: Float32Array; adversarial: Float32Array; control: Float32Array; rng: Rng;
+}): TargetSelectivity | undefined {
+  let group;
+  try {
+    group = selectivityGroup({ labels: o.labels, classes: o.classes, target: o.target, groups: o.groups });
+  } catch {
+    return undefined; // no group above the class has two reference images: nothing to be selective for
+  }
+  // A group holding every reference image leaves nothing to be selective against.
+  if (group.rows.length >= o.labels.length) return undefined;
+  const sel = classSelectivity({ channels: o.channels, values: o.values, rows: group.rows, seed: o.rng.fork('auroc'), fdr: o.fdr });
+  const selective = sel.neurons.filter((x) => x.selective).sort((a, b) => b.auroc! - a.auroc! || a.channel - b.channel);
+  const threshold = groupStats(o.values, o.channels, group.rows).median;
+  const on = targetNeuronsTurnedOn({
+    channels: o.channels, clean: o.clean, adversarial: o.adversarial, control: o.control,
+    selective: selective.map((x) => x.channel), threshold, seed: o.rng.fork('turned-on'),
+  });
+  return {
+    group: group.name, pooled: group.pooled, n: sel.n, rest: sel.rest, method: sel.method, fdr: sel.fdr, min_auroc: sel.min_auroc,
+    selective: selective.map((x) => ({ channel: x.channel, auroc: x.auroc!, q: x.q! })),
+    turned_on: {
+      n: on.n, adversarial: on.turned_on.adversarial.mean, control: on.turned_on.control.mean,
+      difference: on.difference, p: on.p, descriptive: on.descriptive,
+    },
+  };
 }
 
 function statsJson(group: string, s: GroupStats) {
