@@ -5,7 +5,7 @@
 // Around it, what the figures need: the signed score (direction of the move, which cancels across images of different
 // classes and is therefore never the verdict), drops and spikes (fragile neurons by the sign of their mean move), the
 // ranking, and top-k retention and target overlap each with the control's value as their baseline.
-import { layerFragilityEffect, type LayerFragilityEffect } from './fragility-effect.ts';
+import { layerFragilityEffect, type FragilityEffectOptions, type LayerFragilityEffect } from './fragility-effect.ts';
 import { groupStats, topChannels } from './neuron-stats.ts';
 
 export interface NeuronChange {
@@ -65,21 +65,12 @@ export interface LayerFragility {
   fragile: boolean[];
 }
 
-export function layerFragility(opts: {
+export function layerFragility(opts: Pick<FragilityEffectOptions, 'channels' | 'clean' | 'adversarial' | 'control' | 'sigma' | 'seed' | 'fdr' | 'minEffect' | 'permutations'> & {
   layer: string;
-  channels: number;
-  clean: ArrayLike<number>; // [N,C]
-  adversarial: ArrayLike<number>; // [N,C]
-  control: ArrayLike<number>; // [N,C]
-  sigma: ArrayLike<number>; // [C]
-  seed: number;
   /** clean activations [M,C] of target-class images, when targeted */
   targetClean?: ArrayLike<number>;
-  fdr?: number;
-  minEffect?: number;
   topFraction?: number;
   keep?: number;
-  permutations?: number;
 }): LayerFragility {
   const { channels } = opts;
   const n = opts.clean.length / channels;
