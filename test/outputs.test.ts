@@ -54,8 +54,8 @@ function neurons(): Neurons {
     layers: {
       'features.17.conv.2': {
         fragility,
-        heatmaps: { scale: 3, neurons: [] },
-        stats: { source_clean: stats('source images, clean'), source_adversarial: stats('source images, adversarial'), target_clean: stats('target: trailer truck') },
+        heatmaps: { scale: 3, geometry: { spatial: [7, 7], start: [15.5, 15.5], jump: [32, 32], input: [224, 224] }, neurons: [] },
+        stats: { source_clean: stats('source images, clean'), source_adversarial: stats('source images, adversarial'), source_control: stats('source images, control'), target_clean: stats('target: trailer truck') },
       },
     },
   };

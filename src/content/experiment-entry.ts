@@ -4,7 +4,7 @@
 // Image names in the outputs are published paths here (`_atlas/<hash>.png`), still strings.
 import { z } from 'zod';
 import {
-  Activations, AttackResults, Comparison, Curves, Featurevis, Histograms, Neurons, Polysemantic, TopImages,
+  Activations, Atlas, AttackResults, Comparison, Curves, Featurevis, Histograms, Neurons, Polysemantic, TopImages,
 } from '../compute/pipeline/outputs/index.ts';
 
 const meta = {
@@ -25,10 +25,11 @@ export const PolysemanticEntry = z.strictObject({
   kind: z.literal('polysemantic'), ...meta, polysemantic: Polysemantic, histograms: Histograms, top_images: TopImages,
 });
 export const FeaturevisEntry = z.strictObject({ kind: z.literal('featurevis'), ...meta, featurevis: Featurevis, curves: Curves });
+export const AtlasEntry = z.strictObject({ kind: z.literal('atlas'), ...meta, atlas: Atlas });
 export const ComparisonEntry = z.strictObject({ kind: z.literal('comparison'), ...meta, comparison: Comparison });
 
 export const ExperimentEntry = z.discriminatedUnion('kind', [
-  AttackEntry, ActivationsEntry, NeuronsEntry, PolysemanticEntry, FeaturevisEntry, ComparisonEntry,
+  AttackEntry, ActivationsEntry, NeuronsEntry, PolysemanticEntry, FeaturevisEntry, AtlasEntry, ComparisonEntry,
 ]);
 export type ExperimentEntry = z.infer<typeof ExperimentEntry>;
 export type ExperimentKind = ExperimentEntry['kind'];

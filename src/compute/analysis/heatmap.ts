@@ -1,8 +1,6 @@
-// A neuron's spatial activation map laid over the image it came from, and the numbers that say how an attack moved
+// A neuron's spatial activation map on the image it came from, and the numbers that say how an attack moved
 // it: the centre of mass of the activation (in input pixels) and the share of its mass inside the "object", taken
 // as the top of the clean map (cells at ≥ 50 % of its maximum), since the photographs carry no masks.
-import sharp from 'sharp';
-import { chwToHwc } from '../io/image.ts';
 import type { ReceptiveField } from './receptive-field.ts';
 
 /** Bilinear resampling of a [h,w] map onto the input grid, each cell placed at its receptive-field centre. */
@@ -73,17 +71,4 @@ export function mapShift(clean: ArrayLike<number>, adversarial: ArrayLike<number
     inside_clean: inside(clean),
     inside_adversarial: inside(adversarial),
   };
-}
-
-/** The image with the map laid over it in warm colours; `scale` maps activations to [0,1] (shared per layer). */
-export async function overlayPng(image: ArrayLike<number> /* [3,H,W] */, map: Float32Array /* [H,W] */, h: number, w: number, scale: number): Promise<Buffer> {
-  const rgb = chwToHwc(image, h, w);
-  const out = Buffer.alloc(3 * h * w);
-  for (let p = 0; p < h * w; p++) {
-    const v = Math.min(1, Math.max(0, map[p] / (scale || 1)));
-    // Dim the photograph where the neuron is silent; paint yellow-red where it fires.
-    const warm = [255, Math.round(64 + 191 * v), 0];
-    for (let c = 0; c < 3; c++) out[p * 3 + c] = Math.round(rgb[p * 3 + c] * (0.35 + 0.25 * (1 - v)) + warm[c] * 0.65 * v);
-  }
-  return sharp(out, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
 }

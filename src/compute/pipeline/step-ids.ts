@@ -6,6 +6,8 @@
 export const ACTIVATIONS = 'activations';
 export const POLYSEMANTIC = 'polysemantic';
 export const FEATUREVIS = 'featurevis';
+/** what the atlas of neurons shows per neuron besides the other steps' numbers */
+export const ATLAS = 'atlas';
 /** the two models side by side; only with a spec's `compare:` */
 export const COMPARISON = 'comparison';
 

@@ -86,13 +86,13 @@ export type Fragility = z.infer<typeof Fragility>;
 
 const point = z.tuple([z.number(), z.number()]).nullable();
 
-/** One neuron's maps on one attack image (analysis/heatmap.ts's MapShift and the overlay PNGs). */
+/** One neuron's maps on one attack image (analysis/heatmap.ts's MapShift and the maps themselves). */
 export const Heatmap = z.strictObject({
   channel: int(),
-  /** the attack image's file stem */
+  /** the attack image's file stem (the attack's row whose file has it) */
   image: z.string(),
-  /** overlay PNGs of the entry */
-  images: z.strictObject({ clean: z.string(), adversarial: z.string() }),
+  /** the layer's map of this channel, [H·W] row-major (H, W: the heatmaps' `spatial`), clean and adversarial */
+  maps: z.strictObject({ clean: z.array(z.number()), adversarial: z.array(z.number()) }),
   /** [row, col] in input pixels of the positive activation's centre of mass; null when nothing is positive */
   com_clean: point,
   com_adversarial: point,
@@ -101,6 +101,16 @@ export const Heatmap = z.strictObject({
   inside_adversarial: z.number().nullable(),
 });
 export type Heatmap = z.infer<typeof Heatmap>;
+
+/** Where a layer's cells sit on the input: cell (y, x) is centred at start + (y, x) · jump input pixels. */
+export const CellGeometry = z.strictObject({
+  spatial: z.tuple([int(), int()]),
+  start: z.tuple([z.number(), z.number()]),
+  jump: z.tuple([z.number(), z.number()]),
+  /** [H, W] of the model's input */
+  input: z.tuple([int(), int()]),
+});
+export type CellGeometry = z.infer<typeof CellGeometry>;
 
 /** Per-channel statistics of a group of images. */
 export const GroupStats = z.strictObject({
@@ -146,11 +156,16 @@ export type TargetSelectivity = z.infer<typeof TargetSelectivity>;
 export const NeuronsLayer = z.strictObject({
   fragility: Fragility,
   target_selectivity: TargetSelectivity.optional(),
-  /** the most fragile neurons' maps, every attack image each; `scale` maps activations to overlay intensity */
-  heatmaps: z.strictObject({ scale: z.number(), neurons: z.array(Heatmap) }),
+  /**
+   * the most fragile neurons' maps, every attack image each; `scale` is the layer's 99th-percentile spatial maximum on
+   * the reference set, the top of the figures' colour scale
+   */
+  heatmaps: z.strictObject({ scale: z.number(), geometry: CellGeometry, neurons: z.array(Heatmap) }),
   stats: z.strictObject({
     source_clean: GroupStats,
     source_adversarial: GroupStats,
+    /** the same images under the control (random noise of size ε) */
+    source_control: GroupStats,
     /** targeted attacks: the reference images of the target class (or its smallest configured WordNet group) */
     target_clean: GroupStats.optional(),
   }),

@@ -1,8 +1,10 @@
 // The neuron-analysis steps of a spec, in the order they run: `activations` over the clean reference set
-// (activations.ts), `neurons_<attack>` per attack (neurons.ts) and `polysemantic` (polysemantic.ts). Each module is one
-// step's code, so a change to one re-plans that step and what needs it, not its siblings.
+// (activations.ts), `neurons_<attack>` per attack (neurons.ts), `polysemantic` (polysemantic.ts) and `atlas`, the
+// neuron pages' photos, patches and classes (atlas.ts). Each module is one step's code, so a change to one re-plans
+// that step and what needs it, not its siblings.
 import type { Step } from '../step.ts';
 import { activationsStep, type AnalysisEnv } from './activations.ts';
+import { atlasStep } from './atlas.ts';
 import { neuronsSteps } from './neurons.ts';
 import { polysemanticStep } from './polysemantic.ts';
 
@@ -10,5 +12,5 @@ export type { AnalysisEnv };
 
 export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
   if (env.spec.layers.length === 0) return [];
-  return [await activationsStep(env), ...neuronsSteps(env), polysemanticStep(env)];
+  return [await activationsStep(env), ...neuronsSteps(env), polysemanticStep(env), atlasStep(env)];
 }

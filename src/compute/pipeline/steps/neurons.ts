@@ -6,7 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { isUnder } from '../../analysis/class-groups.ts';
 import { layerFragility } from '../../analysis/fragility.ts';
-import { mapShift, overlayPng, upsample } from '../../analysis/heatmap.ts';
+import { mapShift } from '../../analysis/heatmap.ts';
 import { channelSpread, groupStats, type GroupStats } from '../../analysis/neuron-stats.ts';
 import { receptiveFields, type ReceptiveField } from '../../analysis/receptive-field.ts';
 import { recordActivations } from '../../analysis/record.ts';
@@ -87,7 +87,7 @@ export function neuronsSteps(env: AnalysisEnv): Step[] {
             fdr: a.fdr, minEffect: a.min_effect, topFraction: a.top_fraction,
           });
           const all = [...Array(c.images).keys()];
-          const heatmaps = await fragileHeatmaps({ classifier, layer, channels: fragility.ranking.slice(0, HEATMAP_NEURONS).map((r) => r.channel), cleanPixels, advPixels, files,
+          const heatmaps = await fragileHeatmaps({ classifier, layer, channels: fragility.ranking.slice(0, HEATMAP_NEURONS).map((r) => r.channel), cleanPixels, advPixels,
             field: fields.get(classifier.model.layers.find((l) => l.name === layer)!.tensor)!, scale: quantile(await referenceMaxima(acts, layer), 0.99), stems: rows.map((r) => path.basename(r.file).replace(/\.[^.]+$/, '')) });
           const selectivity = target === null ? undefined : targetSelectivity({
             target, values: ref.values, channels: ref.channels, labels: refLabels, classes: env.classes, groups: a.groups, fdr: a.fdr,
@@ -100,6 +100,7 @@ export function neuronsSteps(env: AnalysisEnv): Step[] {
             stats: {
               source_clean: statsJson('source images, clean', groupStats(c.mean, c.channels, all)),
               source_adversarial: statsJson('source images, adversarial', groupStats(x.mean, x.channels, all)),
+              source_control: statsJson('source images, control', groupStats(control.get(layer)!.mean, x.channels, all)),
               ...(targetGroup ? { target_clean: statsJson(`target: ${targetGroup.name}, clean reference images`, groupStats(ref.values, ref.channels, targetGroup.rows)) } : {}),
             },
           };
@@ -113,10 +114,10 @@ export function neuronsSteps(env: AnalysisEnv): Step[] {
   return steps;
 }
 
-/** Clean and adversarial maps of the given neurons on each attack image, overlaid, with the shift numbers. */
+/** Clean and adversarial maps of the given neurons on each attack image, with the shift numbers. */
 async function fragileHeatmaps(o: {
   classifier: Classifier; layer: string; channels: number[]; cleanPixels: Float32Array[]; advPixels: Float32Array[];
-  files: Map<string, Uint8Array>; field: ReceptiveField; scale: number; stems: string[];
+  field: ReceptiveField; scale: number; stems: string[];
 }): Promise<NeuronsLayer['heatmaps']> {
   const [, h, w] = o.classifier.inputDims;
   const per = 3 * h * w;
@@ -129,19 +130,18 @@ async function fragileHeatmaps(o: {
   const adv = await maps(o.advPixels);
   const [, channels, mh, mw] = clean.dims;
   const area = mh * mw;
+  // Four significant digits: the figures draw colours from them, and the JSON stays small.
+  const rounded = (m: ArrayLike<number>) => Array.from(m, (v) => Number(v.toPrecision(4)));
   const out: NeuronsLayer['heatmaps']['neurons'] = [];
   for (const ch of o.channels) {
     for (let i = 0; i < o.cleanPixels.length; i++) {
       const at = (i * channels + ch) * area;
       const cm = clean.data.subarray(at, at + area);
       const am = adv.data.subarray(at, at + area);
-      const names = { clean: `${fileOf(o.layer)}_${ch}_${o.stems[i]}.clean.png`, adversarial: `${fileOf(o.layer)}_${ch}_${o.stems[i]}.adversarial.png` };
-      o.files.set(names.clean, await overlayPng(o.cleanPixels[i], upsample(cm, mh, mw, o.field, h, w), h, w, o.scale));
-      o.files.set(names.adversarial, await overlayPng(o.advPixels[i], upsample(am, mh, mw, o.field, h, w), h, w, o.scale));
-      out.push({ channel: ch, image: o.stems[i], images: names, ...mapShift(cm, am, mh, mw, o.field) });
+      out.push({ channel: ch, image: o.stems[i], maps: { clean: rounded(cm), adversarial: rounded(am) }, ...mapShift(cm, am, mh, mw, o.field) });
     }
   }
-  return { scale: o.scale, neurons: out };
+  return { scale: o.scale, geometry: { spatial: [mh, mw], start: o.field.start, jump: o.field.jump, input: [h, w] }, neurons: out };
 }
 
 function pick<T extends object, K extends keyof T>(value: T, keys: readonly K[]): Pick<T, K> {
