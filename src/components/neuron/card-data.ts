@@ -1,6 +1,6 @@
 // Everything a neuron card shows, gathered from the computed steps: its feature visualization (featurevis step),
 // the classes and patches it fires for and its dataset histogram (polysemantic step), and how each attack moved it
-// (neurons_<attack> steps). The static cards and the explorer's per-neuron JSON both come from here.
+// (neurons_<attack> steps).
 import { FEATUREVIS, POLYSEMANTIC, attackStepId, isComparedStepId } from '../../compute/pipeline/step-ids.ts';
 import { stepData, stepsOfKind } from '../experiment-data.ts';
 

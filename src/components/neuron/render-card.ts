@@ -1,8 +1,8 @@
-// A neuron card as an HTML string, the same at build time (static cards in the fragile ranking) and in the browser
-// (the explorer fills it from a per-neuron JSON). The histogram is a hand-drawn SVG rather than Observable Plot so
-// the explorer's script stays a few kilobytes instead of shipping Plot and d3 to every reader.
+// A neuron card (the fragile ranking's hover cards) as an HTML string; its title links to the neuron's page in the
+// atlas. The histogram is a small hand-drawn SVG: a card is a glance, the page has the full figures.
 import { escapeHtml as esc } from '../escape-html.ts';
 import type { NeuronCard } from './card-data.ts';
+import { neuronPath } from './neuron-url.ts';
 
 const num = (x: number, d = 2) => (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(d));
 
@@ -39,7 +39,7 @@ export function renderCard(card: NeuronCard, base: string): string {
     : '';
   const top = card.top.map((t) => `<li>${esc(t.name)} <span>${num(t.activation)}</span></li>`).join('');
   const attacks = card.attacks.map((a) => `<tr><th scope="row">${esc(a.what)} <small>(n = ${a.n})</small></th><td>${num(a.clean)}</td><td>${num(a.adversarial)}</td><td>${a.score >= 0 ? '+' : ''}${num(a.score, 1)}σ</td></tr>`).join('');
-  return `<div class="card-head"><strong>${esc(id)}</strong>${card.polysemantic ? ` <span class="tag" title="strong images in ${esc(card.polysemantic.groups.join(' and '))}; q = ${card.polysemantic.q.toPrecision(2)} ≤ ${card.polysemantic.fdr} against shuffled labels">polysemantic: ${esc(card.polysemantic.groups.slice(0, 2).join(' + '))}</span>` : ''}</div>` +
+  return `<div class="card-head"><strong><a href="${neuronPath(card.layer, card.channel)}">${esc(id)}</a></strong>${card.polysemantic ? ` <span class="tag" title="strong images in ${esc(card.polysemantic.groups.join(' and '))}; q = ${card.polysemantic.q.toPrecision(2)} ≤ ${card.polysemantic.fdr} against shuffled labels">polysemantic: ${esc(card.polysemantic.groups.slice(0, 2).join(' + '))}</span>` : ''}</div>` +
     `<div class="card-body">${fv}<div class="card-side"><p class="card-label">Fires most for</p><ol class="card-top">${top}</ol>${patches}</div></div>` +
     `<p class="card-label">Activation over n = ${card.histogram.n} photos (log density)</p>${histogramSvg(card.histogram, `Histogram of neuron ${id}'s activation over ${card.histogram.n} photographs, log density`)}` +
     (attacks ? `<table class="card-attacks"><thead><tr><th>attack</th><th>clean</th><th>adv.</th><th>change</th></tr></thead><tbody>${attacks}</tbody></table>` : '');
