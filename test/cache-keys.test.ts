@@ -39,14 +39,14 @@ function specOf(parts: Partial<Record<Part, string>> = {}): string {
 
 const ALL = [
   'weasel_to_truck', 'weasel_to_truck_eps0', 'panda_untargeted', 'activations', 'neurons_weasel_to_truck', 'neurons_panda_untargeted',
-  'polysemantic', 'featurevis', 'int8/weasel_to_truck', 'int8/panda_untargeted', 'int8/activations', 'int8/neurons_weasel_to_truck',
+  'polysemantic', 'atlas', 'featurevis', 'int8/weasel_to_truck', 'int8/panda_untargeted', 'int8/activations', 'int8/neurons_weasel_to_truck',
   'int8/neurons_panda_untargeted', 'comparison',
 ];
 const INT8 = ALL.filter((id) => id.startsWith('int8/'));
 const MAIN_MODEL = ALL.filter((id) => !id.startsWith('int8/'));
 const WEASEL_ATTACK = ['weasel_to_truck', 'weasel_to_truck_eps0', 'neurons_weasel_to_truck', 'int8/weasel_to_truck', 'int8/neurons_weasel_to_truck', 'comparison'];
 const NEURONS = ['neurons_weasel_to_truck', 'neurons_panda_untargeted', 'int8/neurons_weasel_to_truck', 'int8/neurons_panda_untargeted', 'comparison'];
-const ACTIVATIONS_DOWN = ['activations', 'neurons_weasel_to_truck', 'neurons_panda_untargeted', 'polysemantic', 'int8/activations', 'int8/neurons_weasel_to_truck', 'int8/neurons_panda_untargeted', 'comparison'];
+const ACTIVATIONS_DOWN = ['activations', 'neurons_weasel_to_truck', 'neurons_panda_untargeted', 'polysemantic', 'atlas', 'int8/activations', 'int8/neurons_weasel_to_truck', 'int8/neurons_panda_untargeted', 'comparison'];
 const REFERENCE_DOWN = [...ACTIVATIONS_DOWN, 'featurevis'];
 
 let p: TestProject;
@@ -96,8 +96,8 @@ describe('cache keys follow the step graph', () => {
   });
 
   const cases: [string, Partial<Record<Part, string>>, string[]][] = [
-    // Activations are the only steps that draw nothing at random.
-    ['seed', { seed: 'seed: 2' }, ALL.filter((id) => !['activations', 'int8/activations'].includes(id))],
+    // Activations and the atlas's photos and patches are the only steps that draw nothing at random.
+    ['seed', { seed: 'seed: 2' }, ALL.filter((id) => !['activations', 'int8/activations', 'atlas'].includes(id))],
     ['model.file (other bytes)', { model: 'model: { file: models/mobilenetv2-b.onnx }' }, MAIN_MODEL],
     ['model.label', { model: 'model: { file: models/mobilenetv2.onnx, label: MobileNetV2 float }' }, ['comparison']],
     ['images.folder (same photos, other names)', { images: 'images: { folder: images/two-b }' },
@@ -142,7 +142,8 @@ describe('cache keys follow the step graph', () => {
     // A key is of what a step computes, not of its name: the renamed attacks and activations find their entries; the
     // steps that need them list their needs by id, so they (and the comparison) re-plan.
     ['compare.id', { compare: BASE.compare.replace('id: int8', 'id: q8') }, ['q8/neurons_weasel_to_truck', 'q8/neurons_panda_untargeted', 'comparison']],
-    ['private (figures only)', { seed: 'seed: 1\nprivate: true' }, []],
+    // Figures only, but for the atlas: its patches come from the photos a public article may show.
+    ['private', { seed: 'seed: 1\nprivate: true' }, ['atlas']],
   ];
   it.each(cases)('%s', async (_field, parts, expected) => {
     expect(await replanned(specOf(parts))).toEqual([...expected].sort());

@@ -120,7 +120,7 @@ describe('build pipeline cache', () => {
     const first = await run(p);
     expect(statuses(first)).toEqual({
       weasel_to_truck: 'computed', panda_untargeted: 'computed', activations: 'computed',
-      neurons_weasel_to_truck: 'computed', neurons_panda_untargeted: 'computed', polysemantic: 'computed',
+      neurons_weasel_to_truck: 'computed', neurons_panda_untargeted: 'computed', polysemantic: 'computed', atlas: 'computed',
     });
     const neurons = JSON.parse(await readFile(first.steps.find((s) => s.id === 'neurons_weasel_to_truck')!.entry!.file('neurons.json'), 'utf8'));
     const layer = neurons.layers['features.17.conv.2'];
@@ -131,7 +131,7 @@ describe('build pipeline cache', () => {
     const plan = await run(p, { dryRun: true });
     expect(Object.fromEntries(plan.steps.map((s) => [s.id, s.reason]))).toEqual({
       weasel_to_truck: 'changed: params.eps', panda_untargeted: 'cached', activations: 'cached',
-      neurons_weasel_to_truck: 'changed: needs.weasel_to_truck', neurons_panda_untargeted: 'cached', polysemantic: 'cached',
+      neurons_weasel_to_truck: 'changed: needs.weasel_to_truck', neurons_panda_untargeted: 'cached', polysemantic: 'cached', atlas: 'cached',
     });
     const only = await run(p, { kinds: ['polysemantic'], dryRun: true });
     expect(only.steps.map((s) => s.id)).toEqual(['activations', 'polysemantic']);
@@ -165,7 +165,7 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
     const first = await run(p);
     expect(statuses(first)).toEqual({
       weasel_to_truck: 'computed', panda_untargeted: 'computed', activations: 'computed',
-      neurons_weasel_to_truck: 'computed', neurons_panda_untargeted: 'computed', polysemantic: 'computed',
+      neurons_weasel_to_truck: 'computed', neurons_panda_untargeted: 'computed', polysemantic: 'computed', atlas: 'computed',
       'int8/weasel_to_truck': 'computed', 'int8/panda_untargeted': 'computed', 'int8/activations': 'computed',
       'int8/neurons_weasel_to_truck': 'computed', 'int8/neurons_panda_untargeted': 'computed', comparison: 'computed',
     });

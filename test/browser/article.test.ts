@@ -269,34 +269,30 @@ describe('the built article in Chromium', () => {
     await expectNoNewErrors(rec, mark);
   });
 
-  it('the neuron explorer fetches and shows a chosen neuron', async () => {
+  it('links every figure neuron to its atlas page, whose layer grid searches by class and sorts by fragility', async () => {
     const { page, rec } = await openArticle();
     const mark = marks(rec);
-    const explorer = page.locator('#neuron-explorer');
-    await explorer.waitFor({ state: 'attached', timeout: 2_000 });
-    await explorer.scrollIntoViewIfNeeded();
-    const layer = explorer.locator('select[name="layer"]');
-    const layers = await layer.locator('option').evaluateAll((os) =>
-      (os as HTMLOptionElement[]).filter((o) => !o.disabled && o.value).map((o) => o.value));
-    expect(layers.length, 'layers to choose from').toBeGreaterThan(0);
-    const chosenLayer = layers[layers.length - 1]; // not the default, where there is a choice
-    await layer.selectOption(chosenLayer);
-    const channel = explorer.locator('input[name="channel"]');
-    expect(await channel.getAttribute('type')).toBe('number');
-    const min = Number((await channel.getAttribute('min')) || 0);
-    const max = Number((await channel.getAttribute('max')) ?? Infinity);
-    const chosenChannel = min + 1 <= max ? min + 1 : min;
-    await channel.fill(String(chosenChannel));
-    const json = page.waitForResponse((r) => kindOf(r.url(), r.headers()['content-type'] ?? '') === 'json', { timeout: 10_000 })
-      .catch(() => undefined);
-    await explorer.locator('button[name="show"]').click();
-    const card = explorer.locator('.neuron-card[data-loaded="true"]');
-    await card.first().waitFor({ state: 'visible', timeout: 10_000 });
-    const res = await json;
-    expect(res, 'a JSON response after clicking show (the data is fetched lazily)').toBeDefined();
-    expect(res!.status()).toBe(200);
-    expect(res!.url().startsWith(server.url), `${res!.url()} is under the base`).toBe(true);
-    expect(await card.first().getAttribute('data-card-neuron')).toBe(`${chosenLayer}:${chosenChannel}`);
+    const href = await page.locator('figure a[href*="/neurons/"]').evaluateAll((as) =>
+      (as as HTMLAnchorElement[]).map((a) => a.getAttribute('href')!).find((h) => /\/neurons\/[^/]+\/\d+\/$/.test(h)));
+    expect(href, 'a figure links to a neuron page').toBeDefined();
+    await page.goto(new URL(href!, server.url).href);
+    await expect.poll(() => page.locator('h1').innerText()).toMatch(/^Neuron .+:\d+$/);
+    expect(await page.locator('[data-patches] [role=img]').count(), 'patch tiles').toBeGreaterThan(0);
+    const layerHref = await page.locator('nav[aria-label=Breadcrumb] a').nth(2).getAttribute('href');
+    await page.goto(new URL(layerHref!, server.url).href);
+    const tiles = page.locator('a.neuron-tile');
+    const total = await tiles.count();
+    expect(total).toBeGreaterThan(1);
+    const cls = (await tiles.first().getAttribute('data-classes'))!.split('|')[0];
+    await page.locator('input[type=search][name=q]').fill(cls);
+    const visible = await page.locator('li:not([hidden]) > a.neuron-tile').evaluateAll((ts) => ts.map((t) => (t as HTMLElement).dataset.classes!));
+    expect(visible.length).toBeGreaterThan(0);
+    expect(visible.every((c) => c.split('|').some((x) => x.includes(cls)))).toBe(true);
+    await page.locator('input[type=search][name=q]').fill('');
+    await page.locator('select[name=sort]').selectOption('fragility');
+    const order = await page.locator('li:not([hidden]) > a.neuron-tile').evaluateAll((ts) => ts.map((t) => Number((t as HTMLElement).dataset.fragility)));
+    expect(order).toHaveLength(total);
+    expect(order).toEqual([...order].sort((x, y) => y - x));
     await expectNoNewErrors(rec, mark);
   });
 
