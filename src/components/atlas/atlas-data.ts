@@ -72,7 +72,7 @@ export function atlasData(): Promise<AtlasData> {
 }
 
 /** "trailer truck → weasel" for a targeted attack, "giant panda, untargeted" otherwise. */
-function describeAttack(summary: { sources: string[]; target: string | null }): string {
+export function describeAttack(summary: { sources: string[]; target: string | null }): string {
   const sources = summary.sources.length ? summary.sources.join(', ') : 'any class';
   return summary.target ? `${sources} → ${summary.target}` : `${sources}, untargeted`;
 }

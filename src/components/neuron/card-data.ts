@@ -2,6 +2,7 @@
 // the classes and patches it fires for and its dataset histogram (polysemantic step), and how each attack moved it
 // (neurons_<attack> steps).
 import { FEATUREVIS, POLYSEMANTIC, attackStepId, isComparedStepId } from '../../compute/pipeline/step-ids.ts';
+import { describeAttack } from '../atlas/atlas-data.ts';
 import { stepData, stepsOfKind } from '../experiment-data.ts';
 
 export interface NeuronCard {
@@ -41,8 +42,7 @@ async function load(): Promise<CardSource> {
   const attacks = await Promise.all(analysed.map(async (e) => {
     const attackId = e.data.neurons.attack;
     const summary = (await stepData('attack', attackStepId(attackId), who))?.summary;
-    const sources = summary?.sources.length ? summary.sources.join(', ') : 'any class';
-    const what = summary ? (summary.target ? `${sources} → ${summary.target}` : `${sources}, untargeted`) : attackId;
+    const what = summary ? describeAttack(summary) : attackId;
     return { id: attackId, what, data: e.data.neurons };
   }));
   const layers = Object.keys(poly.histograms);
