@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { SPEC, testProject } from './helpers/project.ts';
 
@@ -50,15 +51,17 @@ describe('site build', () => {
     expect(html).toMatch(/weasel → trailer truck/);
     // The spec has no compare: block, so the comparison figure is a notice (and the build does not fail).
     expect(html).toMatch(/data-notice="model-comparison"[^>]*>\s*\(No model comparison: the experiment spec has no <code[^>]*>compare:<\/code> block/);
-    const images = [...html.matchAll(/src="\/(_atlas\/[0-9a-f]{20}\.png)"/g)].map((m) => m[1]);
+    const images = [...html.matchAll(/src="\/(_atlas\/[0-9a-f]{20}\.webp)"/g)].map((m) => m[1]);
     expect(images).toHaveLength(3);
     for (const img of images) expect(existsSync(path.join(p.root, 'dist', img))).toBe(true);
+    // Display images are WebP (sharp reads the format from the bytes, not the name).
+    for (const img of images) expect((await sharp(path.join(p.root, 'dist', img)).metadata()).format).toBe('webp');
 
     await writeSite(p.root, 'Second draft: only the prose changed.');
     const log2 = await build(p.root, env);
     expect(log2).toMatch(/0 step\(s\) run, 2 cached/);
     const html2 = await readFile(path.join(p.root, 'dist', 'index.html'), 'utf8');
     expect(html2).toContain('Second draft: only the prose changed.');
-    expect([...html2.matchAll(/src="\/(_atlas\/[0-9a-f]{20}\.png)"/g)].map((m) => m[1])).toEqual(images);
+    expect([...html2.matchAll(/src="\/(_atlas\/[0-9a-f]{20}\.webp)"/g)].map((m) => m[1])).toEqual(images);
   });
 });

@@ -16,6 +16,8 @@ const meta = {
   model: z.string(),
   /** the spec's `private`: photographs without a licence to publish may be shown */
   private: z.boolean(),
+  /** published display image → its exact PNG (adversarial images) */
+  exact: z.record(z.string(), z.string()),
 };
 
 export const AttackEntry = AttackResults.extend({ ...meta, results: AttackResults });

@@ -1,16 +1,27 @@
 // Astro content-layer loader for computed results: runs the experiment spec's pipeline (only uncached steps
 // compute) and stores one entry per step, keyed by step id, with the step's cache key as its digest — the same
 // contract as Astro's own loaders, so unchanged steps are neither recomputed nor re-rendered. Figure images are
-// published under their content hash (`_atlas/<sha256>.png`), so a changed figure never hides behind a stale cache.
+// published under their content hash as WebP (`_atlas/<hash>.webp`; adversarial images also as their exact PNG), so a
+// changed figure never hides behind a stale cache.
 import { copyFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Loader } from 'astro/loaders';
+import sharp from 'sharp';
 import { runPipeline, type StepOutcome } from '../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../compute/pipeline/terminal-reporter.ts';
 
 export const ASSET_DIR = '_atlas';
+
+/**
+ * Display images are WebP: at quality 82 the photos, perturbation maps and patch sprites look like their PNGs at
+ * their shown size and weigh a fraction (the exact adversarial PNG stays published beside its WebP). The settings are
+ * part of a display file's name, so changing them republishes every image.
+ */
+const DISPLAY_WEBP_OPTIONS = { quality: 82, effort: 4 } as const;
+const DISPLAY_WEBP = JSON.stringify(DISPLAY_WEBP_OPTIONS);
 
 export interface ExperimentsLoaderOptions {
   /** the experiment spec, relative to the project root */
@@ -60,13 +71,24 @@ async function entryData(step: StepOutcome, specId: string, model: string, asset
   const entry = step.entry;
   if (!entry) throw new Error(`internal: step ${step.id} has no cache entry`);
   const published = new Map<string, string>();
+  const exact: Record<string, string> = {};
   for (const [name, sha] of Object.entries(entry.manifest.files)) {
     if (!/\.(png|webp|jpe?g|svg)$/.test(name)) continue;
-    const hashed = `${sha.slice(0, 20)}${path.extname(name)}`;
-    const target = path.join(assetDir, hashed);
-    if (!existsSync(target)) await copyFile(entry.file(name), target);
-    published.set(name, `${ASSET_DIR}/${hashed}`);
-    publishedFiles.add(hashed);
+    const display = name.endsWith('.png') ? `${createHash('sha256').update(`${sha}:${DISPLAY_WEBP}`).digest('hex').slice(0, 20)}.webp` : `${sha.slice(0, 20)}${path.extname(name)}`;
+    const target = path.join(assetDir, display);
+    if (!existsSync(target)) {
+      if (name.endsWith('.png')) await sharp(entry.file(name)).webp(DISPLAY_WEBP_OPTIONS).toFile(target);
+      else await copyFile(entry.file(name), target);
+    }
+    published.set(name, `${ASSET_DIR}/${display}`);
+    publishedFiles.add(display);
+    // A reader who needs an adversarial image's real pixels downloads the exact 8-bit PNG the attack saved.
+    if (name.endsWith('.adversarial.png')) {
+      const png = `${sha.slice(0, 20)}.png`;
+      if (!existsSync(path.join(assetDir, png))) await copyFile(entry.file(name), path.join(assetDir, png));
+      exact[`${ASSET_DIR}/${display}`] = `${ASSET_DIR}/${png}`;
+      publishedFiles.add(png);
+    }
   }
   const rewrite = (v: unknown): unknown => {
     if (typeof v === 'string') return published.get(v) ?? v;
@@ -80,5 +102,5 @@ async function entryData(step: StepOutcome, specId: string, model: string, asset
   }
   // An attack's results are what its figure reads, so they sit at the top level.
   const main = (data.results ?? {}) as Record<string, unknown>;
-  return { ...data, ...main, kind: step.kind, key: step.key, spec: specId, model };
+  return { ...data, ...main, kind: step.kind, key: step.key, spec: specId, model, exact };
 }
