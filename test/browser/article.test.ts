@@ -11,7 +11,15 @@
 //                                                 too); it must have been built with ATLAS_BASE=/atlas/ (or say
 //                                                 ATLAS_BROWSER_BASE=<its base>)
 //
-// Screenshots go to test-results/first-screen.png (1280×800) and test-results/phone.png (390×844).
+// Screenshots go to test-results/first-screen.png (1280×800) and test-results/phone.png (390×844); every figure's,
+// light and dark, to test-results/figures/<id>-{light,dark}.png; one neuron page's and its layer page's of the atlas
+// of neurons (full page) to test-results/{neuron,layer}-page-{light,dark}.png.
+//
+// Besides "does it load": what each figure draws (test/helpers/figure-checks.ts, unit-tested in
+// test/figure-checks.test.ts): no NaN/Infinity in a figure's SVG, no float noise in a tick label, bars in every
+// histogram's facet, a colour scale with every heatmap, every figure image loaded and not blank, no figure blank in
+// either theme; and the atlas of neurons' pages: found from the article's neuron links, searchable and sortable, and
+// readable without JavaScript.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -21,12 +29,17 @@ import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, BrowserContextOptions, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { articleFixtureData, FIXTURE_SPEC } from '../helpers/article-fixture.ts';
-import { gzipSize, inlineScripts, kindOf, launchChromium, loadFully, recordPage, type PageRecord } from '../helpers/chromium.ts';
+import { gzipSize, inlineScripts, launchChromium, loadFully, recordPage, type PageRecord } from '../helpers/chromium.ts';
+import {
+  BLANK_STD, blankImages, heatmapsWithoutColorScale, histogramsWithoutBars, imageLoadProblems, nonFiniteAttributes,
+  noisyTickLabels, parseHtml, pickQuery, pngStats, report, sortProblems, tileFilterProblems, type ImageRecord, type Problem,
+} from '../helpers/figure-checks.ts';
 import { serveStatic, type StaticServer } from '../helpers/static-server.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const ASTRO = path.join(REPO, 'node_modules', 'astro', 'bin', 'astro.mjs');
 const RESULTS = path.join(REPO, 'test-results');
+const FIGURE_SHOTS = path.join(RESULTS, 'figures');
 const BASE = process.env.ATLAS_BROWSER_BASE ?? '/atlas/';
 const JS_BUDGET_GZIP = 300 * 1024; // bytes of JavaScript, gzip-compressed, on first load
 const CLS_BUDGET = 0.05;
@@ -116,31 +129,96 @@ interface Opened {
   servedFrom: number;
 }
 
-async function openArticle(options: BrowserContextOptions = {}, init?: () => void): Promise<Opened> {
+/** Opens `url` (the article unless said otherwise) in a fresh context, recording it. */
+async function openUrl(url: string, options: BrowserContextOptions = {}, init?: () => void): Promise<Opened> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light', ...options });
   contexts.push(context);
   const page = await context.newPage();
   if (init) await page.addInitScript(init);
   const rec = await recordPage(page, server.origin);
   const servedFrom = server.served.length;
-  await loadFully(page, server.url);
+  await loadFully(page, url);
   return { page, rec, servedFrom };
 }
 
-/** Scrolls to the bottom a screen at a time (lazy images and scripts load), then back to the top. */
-async function scrollThrough(page: Page): Promise<void> {
-  await page.evaluate(async () => {
+async function openArticle(options: BrowserContextOptions = {}, init?: () => void): Promise<Opened> {
+  return openUrl(server.url, options, init);
+}
+
+/** Scrolls to the bottom a step at a time (`step` screens, `pause` ms each: lazy images and scripts load), then back
+ * to the top. */
+async function scrollThrough(page: Page, { step = 0.75, pause = 80 } = {}): Promise<void> {
+  await page.evaluate(async ({ step, pause }) => {
     const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    for (let y = 0; y < document.documentElement.scrollHeight; y += Math.round(innerHeight * 0.75)) {
+    for (let y = 0; y < document.documentElement.scrollHeight; y += Math.round(innerHeight * step)) {
       scrollTo(0, y);
       await frame();
-      await new Promise((r) => setTimeout(r, 80));
+      await new Promise((r) => setTimeout(r, pause));
     }
     scrollTo(0, document.documentElement.scrollHeight);
     await frame();
-  });
+  }, { step, pause });
   await page.waitForLoadState('networkidle');
   await page.evaluate(() => scrollTo(0, 0));
+}
+
+/** Opens `url` in the given colour scheme and makes sure the page took it (the theme follows prefers-color-scheme
+ * when nothing is saved; else the switch is clicked). */
+async function openInTheme(url: string, theme: 'light' | 'dark'): Promise<Opened> {
+  const opened = await openUrl(url, { colorScheme: theme });
+  const current = () => opened.page.evaluate(() => document.documentElement.dataset.theme);
+  if ((await current()) !== theme) await opened.page.locator('button.theme-toggle').first().click();
+  await expect.poll(current, { message: `the page is in the ${theme} theme` }).toBe(theme);
+  await opened.page.waitForTimeout(400); // colour transitions settle
+  return opened;
+}
+
+/** The page's live DOM (after scrolling through it), parsed in Node for the figure checks. */
+async function domOf(page: Page): Promise<Document> {
+  return parseHtml(await page.content());
+}
+
+let articleDomMemo: Promise<Document> | undefined;
+/** The article's DOM after a slow scroll through it, loaded once for the DOM-only figure checks. */
+function articleDom(): Promise<Document> {
+  articleDomMemo ??= (async () => {
+    const { page } = await openArticle();
+    await scrollThrough(page);
+    return domOf(page);
+  })();
+  return articleDomMemo;
+}
+
+function expectNoProblems(problems: Problem[], what: string): void {
+  expect(problems, `${what}:\n${report(problems)}`).toEqual([]);
+}
+
+/** Screenshots `locator`'s element (into `file` when given) and returns its pixel statistics. */
+async function shotStats(locator: Locator, file?: string) {
+  const png = await locator.screenshot({ path: file, animations: 'disabled', timeout: 15_000 });
+  return pngStats(png);
+}
+
+const NEURON_PATH = /neurons\/[^/]+\/\d+\/$/;
+
+interface AtlasPages { neuron: string; layer: string; layerName: string; channel: number }
+let atlasMemo: Promise<AtlasPages> | undefined;
+/** A neuron page of the atlas (the article's first link to one) and its layer page (the neuron page's link to it). */
+function atlasPages(): Promise<AtlasPages> {
+  atlasMemo ??= (async () => {
+    const { page } = await openArticle();
+    const hrefs = await page.evaluate(() => [...document.querySelectorAll<HTMLAnchorElement>('a[href]')].map((a) => a.href));
+    const neuron = hrefs.find((h) => NEURON_PATH.test(new URL(h).pathname));
+    if (!neuron) throw new Error(`no link in the article to a neuron page (an href matching ${NEURON_PATH}) among ${hrefs.length} links`);
+    const [, layerSegment, channel] = /neurons\/([^/]+)\/(\d+)\/$/.exec(new URL(neuron).pathname)!;
+    const layerPathname = new URL(neuron).pathname.replace(/\d+\/$/, '');
+    const opened = await openUrl(neuron);
+    const links = await opened.page.evaluate(() => [...document.querySelectorAll<HTMLAnchorElement>('a[href]')].map((a) => a.href));
+    const layer = links.find((h) => new URL(h).origin === server.origin && new URL(h).pathname === layerPathname);
+    if (!layer) throw new Error(`the neuron page ${neuron} has no link to its layer's page (${layerPathname})`);
+    return { neuron, layer, layerName: decodeURIComponent(layerSegment), channel: Number(channel) };
+  })();
+  return atlasMemo;
 }
 
 /** The locator's first visible match is on screen and opaque (fade-ins get a moment). */
@@ -279,7 +357,9 @@ describe('the built article in Chromium', () => {
     await expectNoNewErrors(rec, mark);
     await page.goto(new URL(href!, server.url).href);
     await expect.poll(() => page.locator('h1').innerText()).toMatch(/^Neuron .+:\d+$/);
-    expect(await page.locator('[data-patches] [role=img]').count(), 'patch tiles').toBeGreaterThan(0);
+    // Patch tiles, or the page's statement that no reference photo may be shown (the fixture's photos carry no licence).
+    const tilesShown = await page.locator('[data-patches] [role=img]').count();
+    expect(tilesShown > 0 || (await page.locator('[data-no-patches]').count()) === 1, 'patch tiles or the no-patches statement').toBe(true);
     const layerHref = await page.locator('nav[aria-label=Breadcrumb] a').nth(2).getAttribute('href');
     await page.goto(new URL(layerHref!, server.url).href);
     const tiles = page.locator('a.neuron-tile');
