@@ -6,13 +6,15 @@ import { defineConfig } from 'astro/config';
 import rehypeKatex from 'rehype-katex';
 import remarkMath from 'remark-math';
 import { outDir, siteBase } from './src/config.ts';
+import { atlasAssets } from './src/content/experiments-loader.ts';
 
 export default defineConfig({
   // Works from any static host; set ATLAS_BASE (or `astro build --base`) when the article is served under a sub-path.
   base: siteBase(),
   // Tests build into a temporary folder (ATLAS_OUT) so they never touch a user's dist/.
   outDir: outDir(),
-  integrations: [mdx()],
+  // atlasAssets: the loader publishes every cached image; the build ships only those a page names.
+  integrations: [mdx(), atlasAssets()],
   markdown: {
     processor: unified({ remarkPlugins: [remarkMath], rehypePlugins: [rehypeKatex] }),
   },

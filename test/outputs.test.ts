@@ -118,7 +118,7 @@ describe('step output schemas', () => {
 });
 
 describe('experiments collection schema', () => {
-  const meta = { key: 'abc', spec: 'test-atlas', model: 'models/mobilenetv2.onnx', private: false };
+  const meta = { key: 'abc', spec: 'test-atlas', model: 'models/mobilenetv2.onnx', private: false, exact: {} };
 
   it('takes an attack entry with its results also at the top level, and a neurons entry under its file name', () => {
     const r = results();

@@ -16,7 +16,10 @@ const meta = {
   model: z.string(),
   /** the spec's `private`: photographs without a licence to publish may be shown */
   private: z.boolean(),
-  /** published display image → its exact PNG (adversarial images) */
+  /**
+   * an attack's adversarial images: display path (`_atlas/<hash>.webp`) → the exact PNG (`_atlas/<sha256>.png`);
+   * empty in other steps
+   */
   exact: z.record(z.string(), z.string()),
 };
 
