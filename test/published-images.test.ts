@@ -71,6 +71,16 @@ describe('published images', () => {
     expect((await readdir(dir)).every((f) => f.endsWith('.webp'))).toBe(true);
   });
 
+  it("publishes the atlas's patch sprites lossy at a lower quality than photos, still close to the PNG", async () => {
+    const dir = await tmp();
+    const sprite = await publishImage('atlas', 'l_1.patches.png', photo.file, photo.sha, dir);
+    const shown = await publishImage('attack', 'x.clean.png', photo.file, photo.sha, dir);
+    const [a, b] = await Promise.all([pixels(photo.file), pixels(path.join(dir, sprite.display))]);
+    expect(psnr(a.data, b.data)).toBeGreaterThan(30);
+    const [spriteBytes, shownBytes] = await Promise.all([readFile(path.join(dir, sprite.display)), readFile(path.join(dir, shown.display))]);
+    expect(spriteBytes.length).toBeLessThan(shownBytes.length);
+  });
+
   it('publishes perturbation maps and feature visualizations losslessly', async () => {
     const dir = await tmp();
     const source = await pixels(noise.file);
@@ -88,8 +98,9 @@ describe('published images', () => {
     const lossy = await publishImage('attack', 'x.clean.png', noise.file, noise.sha, dir);
     const lossless = await publishImage('attack', 'x.perturbation.png', noise.file, noise.sha, dir);
     const other = await publishImage('attack', 'x.clean.png', photo.file, photo.sha, dir);
-    const again = await publishImage('atlas', 'l_1.patches.png', noise.file, noise.sha, dir);
-    expect(new Set([lossy.display, lossless.display, other.display]).size).toBe(3);
+    const sprite = await publishImage('atlas', 'l_1.patches.png', noise.file, noise.sha, dir);
+    const again = await publishImage('neurons', 'l_1.clean.png', noise.file, noise.sha, dir);
+    expect(new Set([lossy.display, lossless.display, other.display, sprite.display]).size).toBe(4);
     // The same PNG with the same settings, from another step: one file.
     expect(again.display).toBe(lossy.display);
   });

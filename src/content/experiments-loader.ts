@@ -19,19 +19,25 @@ import { terminalReporter } from '../compute/pipeline/terminal-reporter.ts';
 export const ASSET_DIR = '_atlas';
 
 // Display encodings, chosen by comparing real cache images with their PNGs side by side (crops at 2-4x):
-// - photos, adversarial images, patch sprites and thumbnails: lossy quality 82. At 2x the grass and fur of the
+// - photos, adversarial images and thumbnails: lossy quality 82. At 2x the grass and fur of the
 //   photos and the patches' edges match the PNG; quality 75 visibly smooths grass and fur and blocks saturated reds,
 //   90 looks no better and weighs ~45 % more. A 224 px photo: ~120 KB PNG → ~10 KB WebP.
 // - perturbation maps and feature visualizations: lossless. Lossy WebP halves chroma resolution (4:2:0), which
 //   turns the perturbation's per-pixel saturated colours into pastel smears at any quality (14.6 dB PSNR even at
 //   92) and smooths the featurevis images' one-pixel colour speckle; lossless is still smaller than the PNG
 //   (perturbation maps ~28-52 KB vs 34-60 KB, feature visualizations ~38 KB vs ~47 KB).
+// - the atlas's patch sprites (4×4 tiles of 64 px, one per neuron page, ~900 of them): lossy quality 75. Their tiles
+//   are shown at 1×; at 3× crops q75 and q82 are hard to tell apart and q75 weighs ~20 % less (~9 vs ~11 KB a
+//   sprite). AVIF (quality 55, effort 2) is ~40 % smaller but visibly smooths small textures (a butterfly's spots,
+//   a thistle) and encodes ~5× slower.
 const LOSSY: WebpOptions = { quality: 82, effort: 4 };
 const LOSSLESS: WebpOptions = { lossless: true, effort: 4 };
+const SPRITE: WebpOptions = { quality: 75, effort: 4 };
 
 /** How a step's PNG is encoded for display. */
 export function displayEncoding(kind: string, name: string): WebpOptions {
-  return kind === 'featurevis' || name.endsWith('.perturbation.png') ? LOSSLESS : LOSSY;
+  if (kind === 'featurevis' || name.endsWith('.perturbation.png')) return LOSSLESS;
+  return kind === 'atlas' && name.endsWith('.patches.png') ? SPRITE : LOSSY;
 }
 
 /** Whether a step's PNG is also published as itself: an attack's adversarial images, whose exact pixels a reader may need. */
@@ -46,7 +52,7 @@ export function displayName(sha: string, options: WebpOptions): string {
 }
 
 /** Every display encoding in one tag, part of each entry's digest: a changed encoding re-renders the pages. */
-const ENCODINGS = createHash('sha256').update(JSON.stringify([LOSSY, LOSSLESS, sharp.versions.webp])).digest('hex').slice(0, 8);
+const ENCODINGS = createHash('sha256').update(JSON.stringify([LOSSY, LOSSLESS, SPRITE, sharp.versions.webp])).digest('hex').slice(0, 8);
 
 export interface PublishedImage {
   /** the display file's name in the asset folder */
