@@ -3,7 +3,9 @@
 // fresh browser context (empty cache) at 1280×800, and every response up to the load event plus 500 ms of network
 // quiet is counted; sizes are the bodies gzip-compressed with node:zlib at level 9. jsGzipBytes is script files plus
 // inline scripts (Astro inlines small scripts into the HTML, so those bytes are also in htmlGzipBytes).
-//   node bench/page-weight.ts [distDir] [--base /atlas/]      (distDir defaults to dist; base to '/')
+//   node bench/page-weight.ts [distDir] [--base /atlas/] [--max-bytes N]   (distDir defaults to dist; base to '/')
+// --max-bytes: exit 1 when the first load's bodies, uncompressed, exceed N bytes (a static host may serve images,
+// most of the weight, as they are); .ci/run holds the default article to its 1.5 MB budget this way.
 // `base` must be the one the site was built with (ATLAS_BASE), or the page's own links miss.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -63,7 +65,7 @@ function kb(bytes: number): string {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { base: { type: 'string', default: '/' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { base: { type: 'string', default: '/' }, 'max-bytes': { type: 'string' } } });
   const distDir = path.resolve(positionals[0] ?? path.resolve(import.meta.dirname, '..', 'dist'));
   const detail = await pageWeightDetail(distDir, values.base);
   const kinds: ResourceKind[] = ['html', 'js', 'css', 'json', 'image', 'font', 'other'];
@@ -86,4 +88,11 @@ if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.met
   console.log(`\nFirst load of ${distDir} served at ${values.base} (Chromium, 1280×800, empty cache; gzip level 9)\n`);
   console.log([line(table[0]), line(widths.map((w) => '-'.repeat(w))), ...table.slice(1).map(line)].join('\n'));
   console.log(`\n${detail.requests} request(s) in all${detail.requests !== total.n ? ` (${detail.requests - total.n} without a body)` : ''}`);
+  if (values['max-bytes'] !== undefined) {
+    const budget = Number(values['max-bytes']);
+    if (!Number.isInteger(budget) || budget <= 0) throw new Error(`--max-bytes: expected a positive whole number of bytes, got '${values['max-bytes']}'`);
+    const verdict = total.raw <= budget ? 'within' : 'OVER';
+    console.log(`first load: ${total.raw} bytes uncompressed, ${verdict} its budget of ${budget}`);
+    if (total.raw > budget) process.exitCode = 1;
+  }
 }

@@ -4,7 +4,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import {
-  BLANK_STD, blankImages, facetCount, hasFloatNoise, heatmapsWithoutColorScale, histogramsWithoutBars, imageLoadProblems,
+  BLANK_STD, blankImages, blankTickLabels, facetCount, hasFloatNoise, heatmapsWithoutColorScale, histogramsWithoutBars, imageLoadProblems,
   nonFiniteAttributes, noisyTickLabels, parseHtml, pickQuery, pixelStats, pngStats, significantDigits, sortProblems,
   tileFilterProblems, whereOf,
 } from './helpers/figure-checks.ts';
@@ -56,6 +56,17 @@ describe('noisyTickLabels (float noise in an axis tick label)', () => {
   });
   it('reads only tick labels (an axis title or data label may hold any number)', () => {
     expect(noisyTickLabels(figure('a', `<svg><g aria-label="x-axis label"><text>0.25000001099999997</text></g><g aria-label="text"><text>3.14159265</text></g></svg>`))).toEqual([]);
+  });
+});
+
+describe('blankTickLabels (a tick drawn without its label)', () => {
+  it("catches the ε curve's last tick left blank by a log scale's format, naming the axis and figure", () => {
+    const svg = figure('epsilon', `<svg><g aria-label="x-axis tick label"><text>4/255</text><text> </text></g><g aria-label="y-axis tick label"><text>0%</text></g></svg>`);
+    expect(blankTickLabels(svg)).toEqual([{ where: 'fig-epsilon', what: 'x-axis tick label: 1 of 2 tick(s) without a label' }]);
+  });
+  it('passes axes whose ticks all have labels, and figures without axes', () => {
+    expect(blankTickLabels(figure('epsilon', `<svg><g aria-label="x-axis tick label"><text>4/255</text><text>8/255</text></g></svg>`))).toEqual([]);
+    expect(blankTickLabels(figure('photo', `<img src="x.webp">`))).toEqual([]);
   });
 });
 

@@ -32,7 +32,7 @@ import { articleFixtureData, FIXTURE_SPEC } from '../helpers/article-fixture.ts'
 import { gzipSize, inlineScripts, launchChromium, loadFully, recordPage, type PageRecord } from '../helpers/chromium.ts';
 import {
   BLANK_STD, blankImages, heatmapsWithoutColorScale, histogramsWithoutBars, imageLoadProblems, nonFiniteAttributes,
-  noisyTickLabels, parseHtml, pickQuery, pngStats, report, sortProblems, tileFilterProblems, type ImageRecord, type Problem,
+  blankTickLabels, noisyTickLabels, parseHtml, pickQuery, pngStats, report, sortProblems, tileFilterProblems, type ImageRecord, type Problem,
 } from '../helpers/figure-checks.ts';
 import { serveStatic, type StaticServer } from '../helpers/static-server.ts';
 
@@ -303,6 +303,7 @@ describe('the built article in Chromium', () => {
     const ticks = doc.querySelectorAll('g[aria-label$="tick label"] text').length;
     expect(ticks, 'tick labels (g[aria-label$="tick label"] text)').toBeGreaterThan(0);
     expectNoProblems(noisyTickLabels(doc), `tick labels with float noise (of ${ticks})`);
+    expectNoProblems(blankTickLabels(doc), 'ticks without a label');
   });
 
   it('draws the bars of every histogram ([data-histogram]), in every facet', async () => {
@@ -537,7 +538,7 @@ describe('the atlas of neurons in Chromium', () => {
         expect(rec.failedRequests, `${url}: failed requests`).toEqual([]);
         expect(rec.otherOriginRequests, `${url}: requests to another origin`).toEqual([]);
         const doc = await domOf(page);
-        expectNoProblems([...nonFiniteAttributes(doc), ...noisyTickLabels(doc), ...histogramsWithoutBars(doc), ...heatmapsWithoutColorScale(doc)],
+        expectNoProblems([...nonFiniteAttributes(doc), ...noisyTickLabels(doc), ...blankTickLabels(doc), ...histogramsWithoutBars(doc), ...heatmapsWithoutColorScale(doc)],
           `${url}: figure checks`);
       }
     }

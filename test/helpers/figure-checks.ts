@@ -5,6 +5,8 @@
 //
 //   nonFiniteAttributes    NaN or Infinity in any attribute of an SVG inside a figure
 //   noisyTickLabels        an axis tick label (`g[aria-label$="tick label"] text`) showing float noise
+//   blankTickLabels        a tick drawn with an empty label (d3's log-scale format blanks the ticks it thins out,
+//                          even ticks a figure chose)
 //   histogramsWithoutBars  a `[data-histogram]` whose Plot SVG draws no bar (a rect of positive width and height in
 //                          Plot's rect group) in some facet
 //   heatmapsWithoutColorScale
@@ -93,6 +95,17 @@ export function noisyTickLabels(root: ParentNode): Problem[] {
     if (hasFloatNoise(label)) {
       out.push({ where: whereOf(text), what: `${text.closest('g[aria-label$="tick label"]')!.getAttribute('aria-label')} "${label}"` });
     }
+  }
+  return out;
+}
+
+/** 2b. No axis tick label is empty: a figure that names its ticks shows every one. */
+export function blankTickLabels(root: ParentNode): Problem[] {
+  const out: Problem[] = [];
+  for (const group of root.querySelectorAll('g[aria-label$="tick label"]')) {
+    const texts = [...group.querySelectorAll('text')];
+    const blank = texts.filter((t) => (t.textContent ?? '').trim() === '').length;
+    if (blank) out.push({ where: whereOf(group), what: `${group.getAttribute('aria-label')}: ${blank} of ${texts.length} tick(s) without a label` });
   }
   return out;
 }
