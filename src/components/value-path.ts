@@ -2,7 +2,8 @@
 
 /**
  * `attack.<id>.<field>` → the attack's summary field; `<step id>.<path…>` → that path in the step's data. A key that
- * itself holds dots (a layer name) is written in brackets: `neurons_x.neurons.summary[features.17.conv.2].drops`.
+ * itself holds dots (a layer name) is written in brackets: `neurons_x.neurons.summary[features.17.conv.2].drops`;
+ * `[@late]` is the layer the spec's `roles` names `late` (read-value.ts resolves it).
  */
 export function resolveValuePath(of: string): { entryId: string; path: string[] } {
   const parts = [...of.matchAll(/\[([^\]]+)\]|[^.[\]]+/g)].map((m) => m[1] ?? m[0]);

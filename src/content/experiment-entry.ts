@@ -33,8 +33,26 @@ export const FeaturevisEntry = z.strictObject({ kind: z.literal('featurevis'), .
 export const AtlasEntry = z.strictObject({ kind: z.literal('atlas'), ...meta, atlas: Atlas });
 export const ComparisonEntry = z.strictObject({ kind: z.literal('comparison'), ...meta, comparison: Comparison });
 
+/**
+ * Not a step: the spec itself (entry id `spec`), so that prose and figures name the model and its layers from the
+ * spec instead of spelling them (`<Value of="spec.model_label" />`, `<Layer role="late" />`).
+ */
+export const SpecEntry = z.strictObject({
+  kind: z.literal('spec'), ...meta,
+  /** the main model as figures name it (spec `model.label`, else its card's id) */
+  model_label: z.string(),
+  /** what the model's card says it is (`task`), where it says */
+  model_task: z.string().nullable(),
+  /** the analysed layers, in the spec's order */
+  layers: z.array(z.string()),
+  /** role → layer (spec `roles`) */
+  roles: z.record(z.string(), z.string()),
+  /** the compared model's label; null without `compare:` */
+  compare_label: z.string().nullable(),
+});
+
 export const ExperimentEntry = z.discriminatedUnion('kind', [
-  AttackEntry, ActivationsEntry, NeuronsEntry, PolysemanticEntry, FeaturevisEntry, AtlasEntry, ComparisonEntry,
+  AttackEntry, ActivationsEntry, NeuronsEntry, PolysemanticEntry, FeaturevisEntry, AtlasEntry, ComparisonEntry, SpecEntry,
 ]);
 export type ExperimentEntry = z.infer<typeof ExperimentEntry>;
 export type ExperimentKind = ExperimentEntry['kind'];

@@ -15,6 +15,7 @@ import type { Loader } from 'astro/loaders';
 import sharp, { type WebpOptions } from 'sharp';
 import { runPipeline, type StepOutcome } from '../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../compute/pipeline/terminal-reporter.ts';
+import { SPEC_ENTRY } from '../compute/pipeline/step-ids.ts';
 
 export const ASSET_DIR = '_atlas';
 
@@ -160,6 +161,14 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
           // figure reads the shape its types promise.
           store.set({ id: step.id, data: await parseData({ id: step.id, data: raw }), digest: `${step.key}:${result.spec.private}:${ENCODINGS}` });
         }
+        const { spec: s, model } = result;
+        const specData = {
+          kind: 'spec', spec: s.id, model: s.model.file, private: s.private, exact: {},
+          model_label: model.label, model_task: model.task, layers: s.layers, roles: s.roles,
+          compare_label: s.compare ? s.compare.label ?? s.compare.id : null,
+        };
+        const specKey = createHash('sha256').update(JSON.stringify(specData)).digest('hex');
+        store.set({ id: SPEC_ENTRY, data: await parseData({ id: SPEC_ENTRY, data: { ...specData, key: specKey } }), digest: specKey });
         // Images of earlier specs would otherwise ship with every later build.
         for (const f of await readdir(assetDir)) if (!published.has(f)) await rm(path.join(assetDir, f), { force: true });
       };

@@ -20,15 +20,14 @@
 // histogram's facet, a colour scale with every heatmap, every figure image loaded and not blank, no figure blank in
 // either theme; and the atlas of neurons' pages: found from the article's neuron links, searchable and sortable, and
 // readable without JavaScript.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, BrowserContextOptions, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { articleFixtureData, FIXTURE_SPEC } from '../helpers/article-fixture.ts';
+import { FIXTURE_CACHE, FIXTURE_SPEC } from '../helpers/article-fixture.ts';
+import { buildArticle } from '../helpers/article-build.ts';
 import { gzipSize, inlineScripts, launchChromium, loadFully, recordPage, type PageRecord } from '../helpers/chromium.ts';
 import {
   BLANK_STD, blankImages, heatmapsWithoutColorScale, histogramsWithoutBars, imageLoadProblems, nonFiniteAttributes,
@@ -37,62 +36,12 @@ import {
 import { serveStatic, type StaticServer } from '../helpers/static-server.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
-const ASTRO = path.join(REPO, 'node_modules', 'astro', 'bin', 'astro.mjs');
 const RESULTS = path.join(REPO, 'test-results');
 const FIGURE_SHOTS = path.join(RESULTS, 'figures');
 const BASE = process.env.ATLAS_BROWSER_BASE ?? '/atlas/';
 const JS_BUDGET_GZIP = 300 * 1024; // bytes of JavaScript, gzip-compressed, on first load
 const CLS_BUDGET = 0.05;
 
-function withoutViteEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { BASE_URL: _b, MODE: _m, DEV: _d, PROD: _p, SSR: _s, ...rest } = env;
-  return rest;
-}
-
-/** Where the fixture's steps are cached: never the real article's cache (.cache/atlas), and kept between runs. */
-const FIXTURE_CACHE = path.join(REPO, '.cache', 'atlas-fixture');
-
-/**
- * `npx astro build` of content/article.mdx against the fixture spec, with the sub-path base, into `<tmp>/dist`, its
- * output streamed to stderr. The build gets its own public folder and Astro cache (a config in `tmp` that extends the
- * project's): the experiments loader prunes public/_atlas to the images of the spec it builds, so a build of the real
- * article running at the same time in this checkout would otherwise delete this one's images, and the other way round.
- */
-async function buildSite(tmp: string): Promise<string> {
-  const outDir = path.join(tmp, 'dist');
-  const dataDir = await articleFixtureData(path.join(tmp, 'data'));
-  const publicDir = path.join(tmp, 'public');
-  // Everything of public/ but the loader's published images (_atlas), which are the other spec's.
-  await cp(path.join(REPO, 'public'), publicDir, { recursive: true, filter: (src) => path.relative(path.join(REPO, 'public'), src).split(path.sep)[0] !== '_atlas' });
-  const config = path.join(tmp, 'astro.config.mjs');
-  await writeFile(config, `import config from ${JSON.stringify(pathToFileURL(path.join(REPO, 'astro.config.mjs')).href)};\n` +
-    `export default { ...config, publicDir: ${JSON.stringify(publicDir)}, cacheDir: ${JSON.stringify(path.join(tmp, 'astro-cache'))} };\n`);
-  const env = { ATLAS_SPEC: FIXTURE_SPEC, ATLAS_DATA: dataDir, ATLAS_CACHE: FIXTURE_CACHE, ATLAS_BASE: BASE, ATLAS_OUT: outDir };
-  process.stderr.write(`browser test: ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(' ')} astro build\n`);
-  await new Promise<void>((resolve, reject) => {
-    // Astro resolves --config against the root.
-    const child = spawn(process.execPath, [ASTRO, 'build', '--config', path.relative(REPO, config)], {
-      cwd: REPO,
-      // Vitest puts Vite's import.meta.env (BASE_URL '/', MODE, …) into process.env; a child Astro build would take
-      // that BASE_URL over the configured base, so the child gets the environment without them.
-      env: { ...withoutViteEnv(process.env), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let tail = '';
-    const forward = (chunk: Buffer) => {
-      process.stderr.write(chunk);
-      tail = (tail + chunk.toString()).slice(-4000);
-    };
-    child.stdout.on('data', forward);
-    child.stderr.on('data', forward);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0) resolve();
-      else reject(new Error(`astro build failed (${signal ?? `exit ${code}`}):\n${tail}`));
-    });
-  });
-  return outDir;
-}
 
 let tmp: string | undefined;
 let server: StaticServer;
@@ -103,7 +52,7 @@ beforeAll(async () => {
   let dist = process.env.ATLAS_BROWSER_DIST;
   if (!dist) {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'atlas-browser-'));
-    dist = await buildSite(tmp);
+    dist = await buildArticle(tmp, { spec: FIXTURE_SPEC, cache: FIXTURE_CACHE, base: BASE });
   }
   if (!existsSync(path.join(dist, 'index.html'))) {
     throw new Error(`${dist}/index.html is missing after the build: does astro.config.mjs write to ATLAS_OUT?`);

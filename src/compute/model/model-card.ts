@@ -10,6 +10,8 @@ export type ImageNetClass = z.infer<typeof ClassSchema>;
 
 const CardSchema = z.looseObject({
   id: z.string().optional(),
+  /** what the model is, in a sentence (an article shows it beside the model's name) */
+  task: z.string().optional(),
   input: z.looseObject({
     name: z.string(),
     shape: z.tuple([z.union([z.string(), z.number()]), z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),

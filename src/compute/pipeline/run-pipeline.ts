@@ -56,6 +56,8 @@ export interface StepOutcome extends PlannedStep {
 
 export interface PipelineResult {
   spec: ExperimentSpec;
+  /** the main model as figures name it, and its card's `task` */
+  model: { label: string; task: string | null };
   steps: StepOutcome[];
   seconds: number;
 }
@@ -102,6 +104,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       return set;
     },
   };
+  const modelLabel = spec.model.label ?? card.id ?? path.basename(spec.model.file, '.onnx');
   const referenceFolders = [spec.analysis.reference ?? spec.images.folder].flat();
   let reference = spec.layers.length > 0 || spec.featurevis
     ? (await Promise.all(referenceFolders.map((f) => env.imagesOf(f)))).flat()
@@ -113,7 +116,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     ...await featurevisSteps({ ...env, reference }),
     ...await comparisonSteps({
       ...env, reference, dataDir, session,
-      main: { label: spec.model.label ?? card.id ?? path.basename(spec.model.file, '.onnx'), pixels: pixelsOf(card.input.shape) },
+      main: { label: modelLabel, pixels: pixelsOf(card.input.shape) },
       log: (l) => reporter.log?.(l),
     }),
   ];
@@ -198,7 +201,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
   }
   if (!opts.dryRun) await store.updateIndex(Object.fromEntries(planned.map((p) => [p.id, { kind: p.kind, key: p.key, inputs: p.record }])));
-  const result = { spec, steps: outcomes, seconds: (performance.now() - started) / 1000 };
+  const result: PipelineResult = { spec, model: { label: modelLabel, task: card.task ?? null }, steps: outcomes, seconds: (performance.now() - started) / 1000 };
   reporter.done?.(result);
   return result;
 }

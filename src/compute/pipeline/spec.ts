@@ -4,6 +4,10 @@ import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { parseFraction } from '../numbers.ts';
+import { ACTIVATIONS, ATLAS, COMPARISON, FEATUREVIS, POLYSEMANTIC, SPEC_ENTRY } from './step-ids.ts';
+
+/** Entry ids an attack's id would collide with. */
+const RESERVED_IDS = [ACTIVATIONS, POLYSEMANTIC, FEATUREVIS, ATLAS, COMPARISON, SPEC_ENTRY];
 
 /** A number written as 0.0157 or "4/255". */
 const fraction = z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -77,6 +81,12 @@ export const ExperimentSpec = z.strictObject({
   attacks: z.record(z.string().regex(/^[a-z0-9_]+$/, 'attack ids use lowercase letters, digits and _'), AttackSpec).default({}),
   /** layers whose neurons are analysed */
   layers: z.array(z.string()).default([]),
+  /**
+   * What the article calls each analysed layer (`middle`, `late`, …) → the layer. Prose and figures name layers by
+   * role (`<Layer role="late" />`, `layer="@late"`, `summary[@late]`), so a spec for another model changes only
+   * this map and `layers`, never the article.
+   */
+  roles: z.record(z.string(), z.string()).default({}),
   analysis: z.strictObject({
     /**
      * the clean reference set for distributions, percentiles, natural spread and class statistics: a folder, or
@@ -117,6 +127,13 @@ export const ExperimentSpec = z.strictObject({
     param: z.enum(['fft', 'pixel']).default('fft'),
   }).optional(),
 }).superRefine((spec, ctx) => {
+  for (const id of Object.keys(spec.attacks)) {
+    if (RESERVED_IDS.includes(id)) ctx.addIssue({ code: 'custom', path: ['attacks', id], message: `'${id}' names another step or the spec's own entry; choose another attack id` });
+  }
+  for (const [role, layer] of Object.entries(spec.roles)) {
+    if (!/^[a-z][a-z0-9_]*$/.test(role)) ctx.addIssue({ code: 'custom', path: ['roles', role], message: 'role names use lowercase letters, digits and _ (a path spells one as [@role])' });
+    if (!spec.layers.includes(layer)) ctx.addIssue({ code: 'custom', path: ['roles', role], message: `'${layer}' is not among the analysed layers (${spec.layers.join(', ') || 'none'})` });
+  }
   const folders = [spec.analysis.reference ?? []].flat();
   const repeated = folders.find((f, k) => folders.indexOf(f) !== k);
   if (repeated !== undefined) ctx.addIssue({ code: 'custom', path: ['analysis', 'reference'], message: `'${repeated}' is listed twice` });

@@ -10,6 +10,8 @@ export const FEATUREVIS = 'featurevis';
 export const ATLAS = 'atlas';
 /** the two models side by side; only with a spec's `compare:` */
 export const COMPARISON = 'comparison';
+/** not a step: the collection's entry for the spec itself (model, layers, roles), which prose and figures read */
+export const SPEC_ENTRY = 'spec';
 
 /** An attack's step is named by its id in the spec. */
 export function attackStepId(attack: string): string {
