@@ -9,6 +9,7 @@ import { compute, type ComputeOptions } from './commands/compute.ts';
 import { featurevis, type FeaturevisOptions } from './commands/featurevis.ts';
 import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
+import { patch, type PatchCliOptions } from './commands/patch.ts';
 import { providers } from './commands/providers.ts';
 import { parseInteger, parseNumber } from './parse.ts';
 
@@ -155,6 +156,23 @@ program.command('analyse')
     if (stray.length) throw new Error(`${stray.join(', ')} need${stray.length === 1 ? 's' : ''} --model (the folder form of atlas analyse)`);
     return compute({ spec, dryRun: o.dryRun, force: o.force, ep: o.ep, data: o.data, cache: o.cache, kinds: ['activations', 'neurons', 'polysemantic'] });
   });
+
+program.command('patch')
+  .description('activation patching of one layer: restore the clean activations of k channels in the adversarial run (recovery of the clean class) and inject the adversarial ones into the clean run (drop), for the top k of a ranking, k random channels and the k most active ones; writes patching.json and prints a table')
+  .requiredOption('--model <model>', 'ONNX model with its card beside it')
+  .requiredOption('--clean <dir>', 'attacked images before the attack (`atlas attack` output works as is; its results.json gives each clean class and target)')
+  .requiredOption('--adversarial <dir>', 'the same images after the attack, paired with --clean by name once .clean/.adversarial is stripped')
+  .requiredOption('--layer <name>', 'the layer to patch, [N,C,H,W] or [N,C] (`atlas inspect` lists them)')
+  .option('--ranking <file.json>', 'channel order, most important first: {"channels": [...]} or the fragility.json of `atlas analyse` (ordered by fragility effect); default: mean |spatial-mean(adv) − spatial-mean(clean)| over the given pairs, which favours the ranking since it is measured on the images it is tested on')
+  .option('--k <list>', 'comma-separated set sizes in [0, C]; C (the whole layer) is always added (default: 1,2,4,… and C)')
+  .option('--draws <n>', 'random sets per image and k', '5')
+  .option('--seed <n>', 'seed of the random sets and the bootstrap', '0')
+  .option('--target <class>', 'target of a targeted attack, for every image (default: from results.json, if any)')
+  .option('--min-gap <p>', 'an image counts in recovery/drop only if the attack lowered its clean-class probability by at least this much', '0.05')
+  .option('--batch <n>', 'images per run', '16')
+  .requiredOption('--out <dir>', 'where patching.json goes (other files there are left alone)')
+  .addOption(epOption())
+  .action(async (o: PatchCliOptions) => patch(o));
 
 let showStack = false;
 try {

@@ -1,0 +1,85 @@
+// Activation patching as graph surgery: one tensor of the model is replaced, channel by channel, by a tensor fed at
+// run time, and every node that read the original reads the patched one instead. With the mask and the injected
+// tensor as inputs, one session answers every patching question about the layer (which channels, which source image)
+// without recompiling; with an all-zero mask it is the model itself, and it also returns the layer's own activation
+// so capture and patching come from the same session and the same kernels.
+//
+//     patched = Where(Cast<bool>(mask), injected, original)      mask [N,C,1,1] (or [N,C]), injected [N,C,H,W]
+//
+// Where rather than original + mask·(injected − original): a selected channel then carries the injected values bit
+// for bit, so patching the whole layer with another image's activations gives that image's downstream result up to
+// the downstream kernels alone, not up to a rounding of the blend.
+import { GraphBuilder } from './builder.ts';
+import type { Graph } from './graph.ts';
+import { DType } from './proto.ts';
+
+export const PATCH_MASK = 'patch_mask';
+export const PATCH_INJECTED = 'patch_injected';
+/** the layer's own (unpatched) activation, returned so a capture run needs no other session */
+export const PATCH_ACTIVATION = 'patch_activation';
+export const PATCH_LOGITS = 'patch_logits';
+
+export interface PatchGraphSpec {
+  /** the tensor to patch */
+  tensor: string;
+  /** the logits tensor, the program's output */
+  logits: string;
+  /** the tensor's dims, batch first ([N,C,H,W] or [N,C]) */
+  dims: readonly number[];
+  floatType: number;
+}
+
+/**
+ * Rewrite `graph` (whose input is the model's pixels) so that `tensor` is patched per channel. Inputs added:
+ * PATCH_MASK [N,C,1,1] (1 = take the injected channel) and PATCH_INJECTED [N,C,H,W]; outputs: PATCH_LOGITS [N,K]
+ * computed from the patched tensor and PATCH_ACTIVATION, the unpatched tensor. Nodes the outputs do not need are
+ * pruned.
+ */
+export function patchGraph(graph: Graph, spec: PatchGraphSpec): void {
+  const { tensor, logits, dims, floatType } = spec;
+  if (dims.length !== 4 && dims.length !== 2) throw new Error(`cannot patch tensor '${tensor}' of shape [${dims.join(',')}]: patching needs channels, [N,C,H,W] or [N,C]`);
+  const producers = graph.producers();
+  if (!producers.has(tensor)) throw new Error(`cannot patch tensor '${tensor}': no node of the graph computes it`);
+  for (const name of [PATCH_MASK, PATCH_INJECTED, PATCH_ACTIVATION, PATCH_LOGITS]) graph.reserve(name);
+  const batch = { dimParam: 'N' };
+  const channels = dims[1];
+  const maskDims = dims.length === 4 ? [channels, 1, 1] : [channels];
+  const input = (name: string, after: readonly number[]) =>
+    graph.inputs.push({ name, type: { tensorType: { elemType: floatType, shape: { dim: [batch, ...after.map((d) => ({ dimValue: d }))] } } } });
+  input(PATCH_MASK, maskDims);
+  input(PATCH_INJECTED, dims.slice(1));
+
+  // Consumers are collected before the Where is added, so the Where itself keeps reading the original.
+  const consumers = graph.consumers().get(tensor) ?? [];
+  const b = new GraphBuilder(graph, floatType, 'patch');
+  const patched = b.op('Where', [b.op('Cast', [PATCH_MASK], { to: DType.BOOL }), PATCH_INJECTED, tensor]);
+  // Kept in topological order (ONNX requires it of a valid model): the two new nodes go right after the producer.
+  graph.nodes = graph.nodes.filter((n) => !b.emitted.includes(n));
+  graph.nodes.splice(graph.nodes.indexOf(producers.get(tensor)!) + 1, 0, ...b.emitted);
+  for (const node of consumers) node.input = (node.input ?? []).map((i) => (i === tensor ? patched : i));
+
+  // Patching the logits themselves is legal (a trivial check of the machinery): their reader is then the output.
+  const source = logits === tensor ? patched : logits;
+  graph.nodes.push({ name: graph.fresh('patch/logits'), opType: 'Identity', input: [source], output: [PATCH_LOGITS] });
+  graph.nodes.push({ name: graph.fresh('patch/activation'), opType: 'Identity', input: [tensor], output: [PATCH_ACTIVATION] });
+  graph.outputs = [];
+  graph.addOutput(PATCH_LOGITS);
+  graph.addOutput(PATCH_ACTIVATION);
+  graph.prune();
+}
+
+/**
+ * Whether every path from `input` to `output` passes through `tensor`. Only then does patching the whole layer hand
+ * the rest of the network exactly the injected activations; a skip connection around the layer (a residual block's
+ * sum) carries the unpatched image past it, and restoring every channel no longer gives the clean run.
+ */
+export function isCut(graph: Graph, input: string, tensor: string, output: string): boolean {
+  if (output === tensor) return true;
+  const reached = new Set<string>([input]);
+  // Nodes are in topological order, so one forward sweep finds everything that depends on the input.
+  for (const node of graph.nodes) {
+    if (!(node.input ?? []).some((i) => i && reached.has(i))) continue;
+    for (const o of node.output ?? []) if (o && o !== tensor) reached.add(o);
+  }
+  return !reached.has(output);
+}
