@@ -22,6 +22,7 @@ export interface Variable {
 export const VARIABLES = [
   { name: 'ATLAS_DATA', scope: 'build', meaning: 'data directory: the folder with models/ and images/ that spec paths are relative to', default: '`data/` in the project', flag: '`--data` (`atlas compute`, `atlas analyse`)' },
   { name: 'ATLAS_CACHE', scope: 'build', meaning: 'compute cache (one folder per step kind and key)', default: '`.cache/atlas/` in the project', flag: '`--cache` (`atlas compute`, `atlas analyse`)' },
+  { name: 'ATLAS_MIRROR', scope: 'build', meaning: "where `atlas fetch` gets the data manifest's files instead of their public URLs: a base URL (`http://host/shared/`) or a folder laid out like the data directory; the only source of files that have no public URL", default: "unset: each file's public URL", flag: '`--mirror` (`atlas fetch`)' },
   { name: 'ATLAS_EP', scope: 'build', meaning: 'onnxruntime execution provider: `cpu`, `webgpu`, `cuda` or `auto`', default: '`cpu`', flag: '`--ep` (every `atlas` command, `npm run bench`)' },
   { name: 'ATLAS_SPEC', scope: 'build', meaning: 'the experiment spec the site build computes and `atlas compute` runs', default: '`content/article.experiments.yaml`', flag: 'the `[spec]` argument of `atlas compute` / `atlas analyse`' },
   { name: 'ATLAS_ARTICLE', scope: 'build', meaning: 'the MDX article whose citations, figures and cross-references are indexed', default: '`content/article.mdx`', flag: '(none)' },
@@ -66,6 +67,19 @@ export function dataDir(projectRoot: string, flag?: string, env: Env = process.e
 
 export function cacheDir(projectRoot: string, flag?: string, env: Env = process.env): string {
   return path.resolve(resolve('ATLAS_CACHE', flag, env, () => path.join(projectRoot, '.cache', 'atlas'), (v) => v));
+}
+
+/**
+ * Where `atlas fetch` downloads from instead of each file's public URL: an http(s) base URL, a file: URL or a folder
+ * (relative to the working directory), kept as given; undefined when unset.
+ */
+export function mirror(flag?: string, env: Env = process.env): string | undefined {
+  return resolve('ATLAS_MIRROR', flag, env, () => undefined, (v) => {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) && !/^(https?|file):\/\//i.test(v)) {
+      throw invalid('ATLAS_MIRROR', v, 'use an http(s) or file: URL, or a folder');
+    }
+    return v;
+  });
 }
 
 /** The execution provider a run asks for (a provider that cannot start later falls back to the CPU, with a notice). */

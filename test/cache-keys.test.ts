@@ -97,7 +97,8 @@ describe('cache keys follow the step graph', () => {
 
   const cases: [string, Partial<Record<Part, string>>, string[]][] = [
     // Activations and the atlas's photos and patches are the only steps that draw nothing at random.
-    ['seed', { seed: 'seed: 2' }, ALL.filter((id) => !['activations', 'int8/activations', 'atlas'].includes(id))],
+    // The atlas's neuron labels draw their label shuffles from the seed.
+    ['seed', { seed: 'seed: 2' }, ALL.filter((id) => !['activations', 'int8/activations'].includes(id))],
     ['model.file (other bytes)', { model: 'model: { file: models/mobilenetv2-b.onnx }' }, MAIN_MODEL],
     ['model.label', { model: 'model: { file: models/mobilenetv2.onnx, label: MobileNetV2 float }' }, ['comparison']],
     ['images.folder (same photos, other names)', { images: 'images: { folder: images/two-b }' },
@@ -125,7 +126,9 @@ describe('cache keys follow the step graph', () => {
     ['analysis.reference (two folders, the same first)', { analysis: BASE.analysis.replace('reference: images/ref,', 'reference: [images/ref, images/ref-b],') }, []],
     ['analysis.max_reference_images', { analysis: BASE.analysis.replace('max_reference_images: 3', 'max_reference_images: 2') }, REFERENCE_DOWN],
     ['analysis.top_fraction', { analysis: BASE.analysis.replace('{ reference', '{ top_fraction: 0.2, reference') }, NEURONS],
-    ['analysis.fdr', { analysis: BASE.analysis.replace('{ reference', '{ fdr: 0.1, reference') }, [...NEURONS, 'polysemantic']],
+    ['analysis.fdr', { analysis: BASE.analysis.replace('{ reference', '{ fdr: 0.1, reference') }, [...NEURONS, 'polysemantic', 'atlas']],
+    ['analysis.label_permutations', { analysis: BASE.analysis.replace('{ reference', '{ label_permutations: 99, reference') }, ['atlas']],
+    ['analysis.label_min_images', { analysis: BASE.analysis.replace('{ reference', '{ label_min_images: 3, reference') }, ['atlas']],
     ['analysis.min_effect', { analysis: BASE.analysis.replace('{ reference', '{ min_effect: 1, reference') }, NEURONS],
     ['analysis.groups', { analysis: BASE.analysis.replace('{ mustelids: n02441326 }', '{ mustelids: n02441326, bears: n02131653 }') }, NEURONS],
     ['analysis.percentile', { analysis: BASE.analysis.replace('{ reference', '{ percentile: 95, reference') }, ['polysemantic']],

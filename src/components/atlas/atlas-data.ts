@@ -47,6 +47,8 @@ export interface LayerEntry {
   publishable: number;
   patch_size: number;
   columns: number;
+  /** how the neuron labels were tested (atlas step) */
+  labels: AtlasLayer['labels'];
   /** sprites are published paths */
   neurons: NeuronEntry[];
 }
@@ -92,7 +94,7 @@ async function load(): Promise<AtlasData> {
     const hist = poly.histograms[l.layer];
     if (!p || !hist) throw new Error(`${who}: layer '${l.layer}' has no polysemantic analysis`);
     return {
-      layer: l.layer, channels: l.channels, n: l.n, publishable: l.publishable, patch_size: l.patch_size, columns: l.columns,
+      layer: l.layer, channels: l.channels, n: l.n, publishable: l.publishable, patch_size: l.patch_size, columns: l.columns, labels: l.labels,
       neurons: l.neurons.map((a) => {
         const c = a.channel;
         const image = fv?.featurevis.neurons.find((x) => x.layer === l.layer && x.channel === c);
@@ -150,5 +152,6 @@ export function strongestEffect(n: NeuronEntry): number {
 
 /** Class names a search for the neuron matches: its top photos' classes, its best classes and its WordNet groups. */
 export function searchTerms(n: NeuronEntry): string[] {
-  return [...new Set([...n.atlas.top_images.map((t) => t.name), ...n.atlas.classes.map((c) => c.name), ...n.polysemantic.groups.flatMap((g) => [g.name, ...g.classes])])];
+  const label = n.atlas.label.labelled && n.atlas.label.name ? [n.atlas.label.name] : [];
+  return [...new Set([...label, ...n.atlas.top_images.map((t) => t.name), ...n.atlas.classes.map((c) => c.name), ...n.polysemantic.groups.flatMap((g) => [g.name, ...g.classes])])];
 }

@@ -1,7 +1,7 @@
 // Everything a neuron card shows, gathered from the computed steps: its feature visualization (featurevis step),
 // the classes and patches it fires for and its dataset histogram (polysemantic step), and how each attack moved it
 // (neurons_<attack> steps).
-import { FEATUREVIS, POLYSEMANTIC, attackStepId, isComparedStepId } from '../../compute/pipeline/step-ids.ts';
+import { ATLAS, FEATUREVIS, POLYSEMANTIC, attackStepId, isComparedStepId } from '../../compute/pipeline/step-ids.ts';
 import { describeAttack } from '../atlas/atlas-data.ts';
 import { stepData, stepsOfKind } from '../experiment-data.ts';
 
@@ -15,6 +15,8 @@ export interface NeuronCard {
   top: { name: string; activation: number }[];
   /** only for a neuron the polysemantic step calls polysemantic (q ≤ fdr against shuffled labels) */
   polysemantic: { score: number; q: number; fdr: number; groups: string[] } | null;
+  /** only for a neuron whose best WordNet synset beats shuffled labels (q ≤ fdr; atlas step) */
+  label: { name: string; auroc: number; n: number; q: number; fdr: number } | null;
   patches: { image: string; name: string }[];
   attacks: { id: string; what: string; n: number; clean: number; adversarial: number; target: number | null; score: number }[];
 }
@@ -37,6 +39,7 @@ async function load(): Promise<CardSource> {
   const poly = await stepData('polysemantic', POLYSEMANTIC, who);
   if (!poly) throw new Error('neuron cards need the polysemantic step: the spec must list layers');
   const fv = (await stepData('featurevis', FEATUREVIS, who))?.featurevis.neurons ?? [];
+  const atlasLayers = (await stepData('atlas', ATLAS, who))?.atlas.layers ?? {};
   // A compared model's steps (`<model id>/neurons_…`) name other layers: cards describe the main model.
   const analysed = (await stepsOfKind('neurons')).filter((e) => !isComparedStepId(e.id));
   const attacks = await Promise.all(analysed.map(async (e) => {
@@ -65,6 +68,7 @@ async function load(): Promise<CardSource> {
         histogram: { edges: hist.edges, counts: hist.counts, n: poly.polysemantic.n },
         top: (poly.top_images[layer]?.[channel] ?? []).map((t) => ({ name: t.name, activation: t.activation })),
         polysemantic: rank ? { score: rank.score, q: rank.q, fdr: analysed.fdr, groups: rank.groups.map((g) => g.name) } : null,
+        label: labelOf(atlasLayers[layer], channel),
         patches: patches.map((p) => ({ image: p.file, name: p.name })),
         attacks: attacks.map(({ id, what, data }) => {
           const l = data.layers[layer];
@@ -79,4 +83,9 @@ async function load(): Promise<CardSource> {
       };
     },
   };
+}
+
+function labelOf(layer: { labels: { fdr: number }; neurons: { label: { labelled: boolean; name: string | null; auroc: number; n: number; q: number } }[] } | undefined, channel: number): NeuronCard['label'] {
+  const l = layer?.neurons[channel]?.label;
+  return l && l.labelled && l.name ? { name: l.name, auroc: l.auroc, n: l.n, q: l.q, fdr: layer!.labels.fdr } : null;
 }

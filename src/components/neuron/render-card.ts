@@ -39,7 +39,10 @@ export function renderCard(card: NeuronCard, base: string): string {
     : '';
   const top = card.top.map((t) => `<li>${esc(t.name)} <span>${num(t.activation)}</span></li>`).join('');
   const attacks = card.attacks.map((a) => `<tr><th scope="row">${esc(a.what)} <small>(n = ${a.n})</small></th><td>${num(a.clean)}</td><td>${num(a.adversarial)}</td><td>${a.score >= 0 ? '+' : ''}${num(a.score, 1)}σ</td></tr>`).join('');
-  return `<div class="card-head"><strong><a href="${neuronPath(card.layer, card.channel)}">${esc(id)}</a></strong>${card.polysemantic ? ` <span class="tag" title="strong images in ${esc(card.polysemantic.groups.join(' and '))}; q = ${card.polysemantic.q.toPrecision(2)} ≤ ${card.polysemantic.fdr} against shuffled labels">polysemantic: ${esc(card.polysemantic.groups.slice(0, 2).join(' + '))}</span>` : ''}</div>` +
+  const label = card.label
+    ? ` <span class="tag" title="its WordNet synset: AUROC ${card.label.auroc.toFixed(2)} over n = ${card.label.n} photos; q = ${card.label.q.toPrecision(2)} ≤ ${card.label.fdr} against shuffled labels">detects: ${esc(card.label.name)}</span>`
+    : '';
+  return `<div class="card-head"><strong><a href="${neuronPath(card.layer, card.channel)}">${esc(id)}</a></strong>${label}${card.polysemantic ? ` <span class="tag" title="strong images in ${esc(card.polysemantic.groups.join(' and '))}; q = ${card.polysemantic.q.toPrecision(2)} ≤ ${card.polysemantic.fdr} against shuffled labels">polysemantic: ${esc(card.polysemantic.groups.slice(0, 2).join(' + '))}</span>` : ''}</div>` +
     `<div class="card-body">${fv}<div class="card-side"><p class="card-label">Fires most for</p><ol class="card-top">${top}</ol>${patches}</div></div>` +
     `<p class="card-label">Activation over n = ${card.histogram.n} photos (log density)</p>${histogramSvg(card.histogram, `Histogram of neuron ${id}'s activation over ${card.histogram.n} photographs, log density`)}` +
     (attacks ? `<table class="card-attacks"><thead><tr><th>attack</th><th>clean</th><th>adv.</th><th>change</th></tr></thead><tbody>${attacks}</tbody></table>` : '');

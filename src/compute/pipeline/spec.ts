@@ -107,6 +107,12 @@ export const ExperimentSpec = z.strictObject({
     percentile: z.number().positive().max(100).default(99),
     /** WordNet groups for pooling thin classes: name → synset id (e.g. mustelids: n02441326) */
     groups: z.record(z.string(), z.string().regex(/^n\d{8}$/)).default({}),
+    /**
+     * Neuron labels (the WordNet synset each neuron separates best; analysis/neuron-labels.ts): label-shuffle
+     * permutations of the null (the smallest p is 1/(B + 1)) and the photos a synset needs inside and outside it
+     */
+    label_permutations: z.number().int().positive().default(199),
+    label_min_images: z.number().int().min(2).default(5),
     batch: z.number().int().positive().default(16),
   }).prefault({}),
   compare: CompareSpec.optional(),

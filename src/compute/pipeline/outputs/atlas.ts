@@ -40,8 +40,25 @@ export const AtlasClass = z.strictObject({
   auroc: z.number(),
 });
 
+/** What the neuron detects: the WordNet synset it separates best, tested against shuffled labels (neuron-labels.ts). */
+export const AtlasLabel = z.strictObject({
+  /** null for a constant channel */
+  wnid: z.string().nullable(),
+  name: z.string().nullable(),
+  /** the synset's reference photos */
+  n: int(),
+  auroc: z.number(),
+  z: z.number(),
+  p: z.number(),
+  q: z.number(),
+  /** q ≤ the layer's `labels.fdr` */
+  labelled: z.boolean(),
+});
+export type AtlasLabel = z.infer<typeof AtlasLabel>;
+
 export const AtlasNeuron = z.strictObject({
   channel: int(),
+  label: AtlasLabel,
   /** the whole reference set's top photos by spatial mean, largest first */
   top_images: z.array(AtlasTopImage),
   /** top patches by spatial maximum over the publishable photos, largest first; empty when there are none */
@@ -63,6 +80,8 @@ export const AtlasLayer = z.strictObject({
   publishable: int(),
   patch_size: int(),
   columns: int(),
+  /** how the labels were tested: candidate synsets, shuffles, photos a synset needs inside and outside, FDR level */
+  labels: z.strictObject({ concepts: int(), permutations: int(), min_images: int(), fdr: z.number() }),
   /** [C], channel order */
   neurons: z.array(AtlasNeuron),
 });

@@ -2,9 +2,12 @@
 // patches (among the photos a public article may show) and its classes ranked by AUROC — what a neuron's page in the
 // atlas shows besides the fragility and polysemanticity the other steps compute. Patches are cut from each photo once
 // per layer, so the cost is one decode per photo, not per neuron.
+import path from 'node:path';
 import sharp from 'sharp';
 import { cellBox, receptiveFields } from '../../analysis/receptive-field.ts';
+import { labelNeurons } from '../../analysis/neuron-labels.ts';
 import { classAurocs, columnMidranks } from '../../analysis/selectivity.ts';
+import { createRng } from '../../random.ts';
 import { chwToHwc, loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import { ATLAS_JSON, type AtlasLayer, type AtlasNeuron } from '../outputs/atlas.ts';
@@ -28,11 +31,17 @@ export function atlasStep(env: AnalysisEnv): Step {
   // A public article shows only photographs whose labels.json carries a licence.
   const publishable = env.reference.map((im) => spec.private || typeof im.meta.license === 'string');
   const labels = env.reference.map((im) => im.label);
+  // The reference set's source folders: neuron labels shuffle classes only among photos of the same source.
+  const folders = env.reference.map((im) => path.dirname(im.name));
+  const sources = Int32Array.from(folders, (f) => [...new Set(folders)].indexOf(f));
   return {
     id: ATLAS,
     kind: 'atlas',
     needs: [ACTIVATIONS],
-    params: { model: env.model, layers: spec.layers, private: spec.private, publishable },
+    params: {
+      model: env.model, layers: spec.layers, private: spec.private, publishable, seed: spec.seed,
+      labels: { permutations: spec.analysis.label_permutations, min_images: spec.analysis.label_min_images, fdr: spec.analysis.fdr },
+    },
     code: [import.meta.filename, CLASSIFIER_CODE],
     async compute(ctx) {
       const classifier = await env.classifier();
@@ -54,6 +63,11 @@ export function atlasStep(env: AnalysisEnv): Step {
         // argmax is y · W + x in the layer's map
         const width = info.dims[3] ?? 1;
         const aurocs = classAurocs(columnMidranks(means, channels), labels, env.classes.length);
+        ctx.progress(li, spec.layers.length, `${layer}: labelling ${channels} neurons against shuffled labels`);
+        const named = labelNeurons({
+          values: means, channels, photoWnids: labels.map((k) => env.classes[k].wnid), rng: createRng(spec.seed).fork(`labels:${layer}`), strata: sources,
+          permutations: spec.analysis.label_permutations, minImages: spec.analysis.label_min_images, fdr: spec.analysis.fdr,
+        });
         const n = env.reference.length;
         // Which tiles each photo gives: photo → [(channel, rank)], so every photo is decoded once per layer.
         const wanted = new Map<number, { channel: number; rank: number }[]>();
@@ -77,8 +91,10 @@ export function atlasStep(env: AnalysisEnv): Step {
               for (let i = 0; i < n; i++) if (labels[i] === k) sum += means[i * channels + c];
               return { class: k, name: env.classes[k].name, n: classSizes[k], mean: round(sum / classSizes[k]), auroc: round(aurocs[k * channels + c]) };
             });
+          const l = named.labels[c];
           neurons.push({
             channel: c,
+            label: { ...l, auroc: round(l.auroc), z: round(l.z), p: round(l.p), q: round(l.q) },
             top_images: byMean.map((i) => ({ image: env.reference[i].name, class: labels[i], name: env.classes[labels[i]].name, activation: round(means[i * channels + c]), publishable: publishable[i] })),
             patches,
             sprite: patches.length ? `${fileOf(layer)}_${c}.patches.png` : null,
@@ -105,7 +121,8 @@ export function atlasStep(env: AnalysisEnv): Step {
           files.set(neuron.sprite, await sprite(own));
           files.set(neuron.thumb, await sharp(own[0], { raw: { width: PATCH, height: PATCH, channels: 3 } }).png().toBuffer());
         }
-        layers[layer] = { layer, channels, n, publishable: shown.length, patch_size: PATCH, columns: COLUMNS, neurons };
+        const labelTest = { concepts: named.concepts.length, permutations: named.permutations, min_images: named.min_images, fdr: named.fdr };
+        layers[layer] = { layer, channels, n, publishable: shown.length, patch_size: PATCH, columns: COLUMNS, labels: labelTest, neurons };
       }
       files.set(ATLAS_JSON.file, writeJson(ATLAS_JSON, ATLAS, { layers }));
       return files;
