@@ -116,6 +116,16 @@ export const ExperimentSpec = z.strictObject({
     batch: z.number().int().positive().default(16),
   }).prefault({}),
   compare: CompareSpec.optional(),
+  /**
+   * Activation patching (analysis/patching.ts): per entry, one attack's images and one analysed layer (a name or
+   * `@role`); the ranking is the fragility effect of that attack's neuron analysis. Step `patching_<attack>`.
+   */
+  patching: z.array(z.strictObject({
+    attack: z.string(),
+    layer: z.string(),
+    /** random channel sets per image and k */
+    draws: z.number().int().positive().default(5),
+  })).default([]),
   /** Lucent-style feature visualizations (defaults are Lucent's) */
   featurevis: z.strictObject({
     /** `<layer>:<channel>` each; rendered together, `batch` at a time */
@@ -140,6 +150,15 @@ export const ExperimentSpec = z.strictObject({
     if (!/^[a-z][a-z0-9_]*$/.test(role)) ctx.addIssue({ code: 'custom', path: ['roles', role], message: 'role names use lowercase letters, digits and _ (a path spells one as [@role])' });
     if (!spec.layers.includes(layer)) ctx.addIssue({ code: 'custom', path: ['roles', role], message: `'${layer}' is not among the analysed layers (${spec.layers.join(', ') || 'none'})` });
   }
+  const patched = new Set<string>();
+  spec.patching.forEach((p, k) => {
+    if (!(p.attack in spec.attacks)) ctx.addIssue({ code: 'custom', path: ['patching', k, 'attack'], message: `no attack '${p.attack}' in the spec (${Object.keys(spec.attacks).join(', ') || 'none'})` });
+    if (patched.has(p.attack)) ctx.addIssue({ code: 'custom', path: ['patching', k, 'attack'], message: `'${p.attack}' is patched twice; one layer per attack` });
+    patched.add(p.attack);
+    const layer = p.layer.startsWith('@') ? spec.roles[p.layer.slice(1)] : p.layer;
+    if (layer === undefined) ctx.addIssue({ code: 'custom', path: ['patching', k, 'layer'], message: `no role '${p.layer.slice(1)}' in the spec's roles` });
+    else if (!spec.layers.includes(layer)) ctx.addIssue({ code: 'custom', path: ['patching', k, 'layer'], message: `'${layer}' is not among the analysed layers (${spec.layers.join(', ') || 'none'})` });
+  });
   const folders = [spec.analysis.reference ?? []].flat();
   const repeated = folders.find((f, k) => folders.indexOf(f) !== k);
   if (repeated !== undefined) ctx.addIssue({ code: 'custom', path: ['analysis', 'reference'], message: `'${repeated}' is listed twice` });

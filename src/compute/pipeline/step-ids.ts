@@ -23,6 +23,11 @@ export function neuronsStepId(attack: string): string {
   return `neurons_${attack}`;
 }
 
+/** Activation patching of one layer on an attack's images (spec `patching:`). */
+export function patchingStepId(attack: string): string {
+  return `patching_${attack}`;
+}
+
 /** The k-th budget of an attack's `eps_sweep` (k from 0, in the spec's order). */
 export function sweepStepId(attack: string, k: number): string {
   return `${attack}_eps${k}`;

@@ -5,6 +5,7 @@ import { ACTIVATIONS_JSON, HISTOGRAMS_JSON, NEURONS_JSON, POLYSEMANTIC_JSON, TOP
 import { ATLAS_JSON } from './atlas.ts';
 import { COMPARISON_JSON } from './comparison.ts';
 import { CURVES_JSON, FEATUREVIS_JSON } from './featurevis.ts';
+import { PATCHING_JSON } from './patching.ts';
 import type { JsonOutput } from './json-file.ts';
 
 export const STEP_OUTPUTS = {
@@ -15,6 +16,7 @@ export const STEP_OUTPUTS = {
   featurevis: [FEATUREVIS_JSON, CURVES_JSON],
   atlas: [ATLAS_JSON],
   comparison: [COMPARISON_JSON],
+  patching: [PATCHING_JSON],
 } as const satisfies Record<string, readonly JsonOutput[]>;
 
 export type StepKind = keyof typeof STEP_OUTPUTS;
@@ -25,3 +27,4 @@ export * from './atlas.ts';
 export * from './comparison.ts';
 export * from './featurevis.ts';
 export * from './json-file.ts';
+export * from './patching.ts';

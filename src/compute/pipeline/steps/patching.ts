@@ -1,0 +1,84 @@
+// The `patching_<attack>` steps (spec `patching:`): does the attack work through its fragile neurons? Activation
+// patching of one layer on the attack's images (analysis/patching.ts): restore the clean activations of the top k
+// neurons by fragility effect in the adversarial run, inject their adversarial activations into the clean run, against
+// k random neurons and the k most active, k = 1, 2, 4, … C. The ranking comes from the same images' neuron analysis
+// (neurons_<attack>), so it is measured on the images it is tested on; random and most-active sets are the controls.
+import path from 'node:path';
+import sharp from 'sharp';
+import { defaultKs, patching } from '../../analysis/patching.ts';
+import type { PatchingResult } from '../../analysis/patching-output.ts';
+import { hwcToChw, loadImage } from '../../io/image.ts';
+import { CLASSIFIER_CODE } from '../../model/classifier.ts';
+import { NEURONS_JSON } from '../outputs/analysis.ts';
+import { RESULTS_JSON } from '../outputs/attack.ts';
+import { readJson, writeJson } from '../outputs/json-file.ts';
+import { PATCHING_JSON, type PatchingStep } from '../outputs/patching.ts';
+import type { Step } from '../step.ts';
+import { neuronsStepId, patchingStepId } from '../step-ids.ts';
+import type { AnalysisEnv } from './activations.ts';
+
+/** The k the article quotes: this share of the layer's neurons. */
+const SUMMARY_SHARE = 0.05;
+
+export function patchingSteps(env: AnalysisEnv): Step[] {
+  const { spec } = env;
+  return spec.patching.map((p) => {
+    const layer = p.layer.startsWith('@') ? spec.roles[p.layer.slice(1)] : p.layer;
+    const id = patchingStepId(p.attack);
+    const neuronsId = neuronsStepId(p.attack);
+    return {
+      id,
+      kind: 'patching',
+      needs: [p.attack, neuronsId],
+      params: { model: env.model, layer, draws: p.draws, seed: spec.seed, batch: spec.analysis.batch },
+      code: [import.meta.filename, CLASSIFIER_CODE],
+      async compute(ctx) {
+        const classifier = await env.classifier();
+        const attack = ctx.dependency(p.attack);
+        const results = await readJson(RESULTS_JSON, attack, id, p.attack);
+        const neurons = await readJson(NEURONS_JSON, ctx.dependency(neuronsId), id, neuronsId);
+        const fragility = neurons.layers[layer]?.fragility;
+        if (!fragility) throw new Error(`step ${id}: ${neuronsId} has no analysis of layer '${layer}'`);
+        const rows = results.rows;
+        const [, h, w] = classifier.inputDims;
+        const per = classifier.inputDims.reduce((a, b) => a * b, 1);
+        const clean = new Float32Array(rows.length * per);
+        const adversarial = new Float32Array(rows.length * per);
+        for (const [i, r] of rows.entries()) {
+          clean.set(await loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess), i * per);
+          adversarial.set(hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w), i * per);
+        }
+        // Largest fragility effect first; ties by channel, so the order never depends on the sort's stability.
+        const order = [...fragility.effect.keys()].sort((a, b) => fragility.effect[b] - fragility.effect[a] || a - b);
+        const targeted = results.params.target !== null;
+        const result = await patching(classifier, {
+          layer, clean, adversarial, seed: spec.seed, draws: p.draws, batch: spec.analysis.batch,
+          cleanClass: rows.map((r) => r.label),
+          ...(targeted ? { target: rows.map(() => results.params.target!) } : {}),
+          names: rows.map((r) => r.file),
+          ranking: { from: `fragility effect against the control (${neuronsId}, the same ${rows.length} images)`, channels: order },
+          onProgress: (pr) => ctx.progress(pr.done, pr.total, `${layer}: ${pr.done}/${pr.total} runs`),
+        });
+        const out: PatchingStep = { ...result, attack: p.attack, summary: summarize(result) };
+        return new Map([[PATCHING_JSON.file, writeJson(PATCHING_JSON, id, out)]]);
+      },
+    };
+  });
+}
+
+/** Ranked against random and most active at one k, for both directions. */
+export function summarize(r: PatchingResult): PatchingStep['summary'] {
+  const want = Math.max(1, Math.round(SUMMARY_SHARE * r.channels));
+  const k = r.ks.reduce((best, x) => (Math.abs(x - want) < Math.abs(best - want) ? x : best), r.ks[0] ?? defaultKs(r.channels)[0]);
+  const contrast = <M extends 'recovery' | 'drop'>(curves: Record<'ranked' | 'random' | 'active', ({ k: number } & Record<M, { mean: number | null; ci: [number, number] | null; n: number }>)[]>, measure: M) => {
+    const at = (sel: 'ranked' | 'random' | 'active') => curves[sel].find((pt) => pt.k === k)![measure];
+    const [ranked, random, active] = [at('ranked'), at('random'), at('active')];
+    return {
+      measure, n: ranked.n,
+      ranked: ranked.mean, ranked_low: ranked.ci?.[0] ?? null,
+      random: random.mean, random_high: random.ci?.[1] ?? null,
+      active: active.mean, active_high: active.ci?.[1] ?? null,
+    };
+  };
+  return { k, restore: contrast(r.restore, 'recovery'), inject: contrast(r.inject, 'drop') };
+}
