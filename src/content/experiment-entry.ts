@@ -4,7 +4,7 @@
 // Image names in the outputs are published paths here (`_atlas/<hash>.png`), still strings.
 import { z } from 'zod';
 import {
-  Activations, Atlas, AttackResults, Comparison, Curves, Featurevis, Histograms, Neurons, PatchingStep, Polysemantic, TopImages,
+  Activations, Atlas, AttackResults, Comparison, Curves, Depth, Featurevis, Histograms, Neurons, PatchingStep, Polysemantic, TopImages,
 } from '../compute/pipeline/outputs/index.ts';
 
 const meta = {
@@ -32,6 +32,7 @@ export const PolysemanticEntry = z.strictObject({
 export const FeaturevisEntry = z.strictObject({ kind: z.literal('featurevis'), ...meta, featurevis: Featurevis, curves: Curves });
 export const AtlasEntry = z.strictObject({ kind: z.literal('atlas'), ...meta, atlas: Atlas });
 export const ComparisonEntry = z.strictObject({ kind: z.literal('comparison'), ...meta, comparison: Comparison });
+export const DepthEntry = z.strictObject({ kind: z.literal('depth'), ...meta, depth: Depth });
 export const PatchingEntry = z.strictObject({ kind: z.literal('patching'), ...meta, patching: PatchingStep });
 
 /**
@@ -53,7 +54,7 @@ export const SpecEntry = z.strictObject({
 });
 
 export const ExperimentEntry = z.discriminatedUnion('kind', [
-  AttackEntry, ActivationsEntry, NeuronsEntry, PolysemanticEntry, FeaturevisEntry, AtlasEntry, ComparisonEntry, PatchingEntry, SpecEntry,
+  AttackEntry, ActivationsEntry, NeuronsEntry, PolysemanticEntry, FeaturevisEntry, AtlasEntry, ComparisonEntry, PatchingEntry, DepthEntry, SpecEntry,
 ]);
 export type ExperimentEntry = z.infer<typeof ExperimentEntry>;
 export type ExperimentKind = ExperimentEntry['kind'];

@@ -4,10 +4,10 @@ import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { parseFraction } from '../numbers.ts';
-import { ACTIVATIONS, ATLAS, COMPARISON, FEATUREVIS, POLYSEMANTIC, SPEC_ENTRY } from './step-ids.ts';
+import { ACTIVATIONS, ATLAS, COMPARISON, DEPTH, FEATUREVIS, POLYSEMANTIC, SPEC_ENTRY } from './step-ids.ts';
 
 /** Entry ids an attack's id would collide with. */
-const RESERVED_IDS = [ACTIVATIONS, POLYSEMANTIC, FEATUREVIS, ATLAS, COMPARISON, SPEC_ENTRY];
+const RESERVED_IDS = [ACTIVATIONS, POLYSEMANTIC, FEATUREVIS, ATLAS, COMPARISON, DEPTH, SPEC_ENTRY];
 
 /** A number written as 0.0157 or "4/255". */
 const fraction = z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -116,6 +116,11 @@ export const ExperimentSpec = z.strictObject({
     batch: z.number().int().positive().default(16),
   }).prefault({}),
   compare: CompareSpec.optional(),
+  /**
+   * Fragility through the network (step `depth`): `all` for every block output, or layer names and globs
+   * (`features.*.conv.2`, `layer*.*.conv3`), tested as the analysed layers are but summarized per layer
+   */
+  depth: z.union([z.literal('all'), z.array(z.string()).nonempty()]).optional(),
   /**
    * Activation patching (analysis/patching.ts): per entry, one attack's images and one analysed layer (a name or
    * `@role`); the ranking is the fragility effect of that attack's neuron analysis. Step `patching_<attack>`.

@@ -10,6 +10,8 @@ export const FEATUREVIS = 'featurevis';
 export const ATLAS = 'atlas';
 /** the two models side by side; only with a spec's `compare:` */
 export const COMPARISON = 'comparison';
+/** fragility layer by layer through the network (spec `depth:`) */
+export const DEPTH = 'depth';
 /** not a step: the collection's entry for the spec itself (model, layers, roles), which prose and figures read */
 export const SPEC_ENTRY = 'spec';
 

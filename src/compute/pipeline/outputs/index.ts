@@ -6,6 +6,7 @@ import { ATLAS_JSON } from './atlas.ts';
 import { COMPARISON_JSON } from './comparison.ts';
 import { CURVES_JSON, FEATUREVIS_JSON } from './featurevis.ts';
 import { PATCHING_JSON } from './patching.ts';
+import { DEPTH_JSON } from './depth.ts';
 import type { JsonOutput } from './json-file.ts';
 
 export const STEP_OUTPUTS = {
@@ -17,6 +18,7 @@ export const STEP_OUTPUTS = {
   atlas: [ATLAS_JSON],
   comparison: [COMPARISON_JSON],
   patching: [PATCHING_JSON],
+  depth: [DEPTH_JSON],
 } as const satisfies Record<string, readonly JsonOutput[]>;
 
 export type StepKind = keyof typeof STEP_OUTPUTS;
@@ -28,3 +30,4 @@ export * from './comparison.ts';
 export * from './featurevis.ts';
 export * from './json-file.ts';
 export * from './patching.ts';
+export * from './depth.ts';

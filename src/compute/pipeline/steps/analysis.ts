@@ -6,6 +6,7 @@ import type { Step } from '../step.ts';
 import { activationsStep, type AnalysisEnv } from './activations.ts';
 import { atlasStep } from './atlas.ts';
 import { neuronsSteps } from './neurons.ts';
+import { depthStep } from './depth.ts';
 import { patchingSteps } from './patching.ts';
 import { polysemanticStep } from './polysemantic.ts';
 
@@ -13,5 +14,5 @@ export type { AnalysisEnv };
 
 export async function analysisSteps(env: AnalysisEnv): Promise<Step[]> {
   if (env.spec.layers.length === 0) return [];
-  return [await activationsStep(env), ...neuronsSteps(env), ...patchingSteps(env), polysemanticStep(env), atlasStep(env)];
+  return [await activationsStep(env), ...neuronsSteps(env), ...patchingSteps(env), ...depthStep(env), polysemanticStep(env), atlasStep(env)];
 }

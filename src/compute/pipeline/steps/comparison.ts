@@ -61,7 +61,7 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
     model: { sha256: await hashFile(file), card: sha256(cardText + JSON.stringify(card.classList)), ep: env.model.ep },
   };
   const own = await attackSteps(stepEnv);
-  const analysis = (await analysisSteps({ ...env, ...stepEnv })).filter((s) => s.kind !== 'polysemantic' && s.kind !== 'atlas' && s.kind !== 'patching');
+  const analysis = (await analysisSteps({ ...env, ...stepEnv })).filter((s) => s.kind !== 'polysemantic' && s.kind !== 'atlas' && s.kind !== 'patching' && s.kind !== 'depth');
   const compared = [...own, ...analysis].map((s) => withPrefix(s, compare.id, compare.file));
 
   const attackIds = Object.keys(env.spec.attacks);

@@ -1,0 +1,141 @@
+// The `depth` step (spec `depth:`): fragility through the whole network, not two chosen layers. For every layer the
+// pattern names (`all`: every block output), the natural spread σ of each neuron over the reference photos and, per
+// attack, the same test as the neuron analysis (analysis/fragility-effect.ts: each neuron's effect against the
+// attack's control, sign-flip p, BH across the layer) — summarized per layer as the share of fragile neurons and the
+// layer's mean effect with a bootstrap interval over the attacked images. Memory is bounded by the layers' channels,
+// not by the photos: σ comes from running sums over the reference set, batch by batch, and only the attacked images'
+// spatial means are kept.
+import path from 'node:path';
+import sharp from 'sharp';
+import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../analysis/fragility-effect.ts';
+import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
+import { controlImage } from '../../attacks/control.ts';
+import { hwcToChw, loadImage } from '../../io/image.ts';
+import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
+import { matchLayers } from '../../onnx/layer-patterns.ts';
+import { createRng } from '../../random.ts';
+import { RESULTS_JSON } from '../outputs/attack.ts';
+import { DEPTH_JSON, type Depth } from '../outputs/depth.ts';
+import { readJson, writeJson } from '../outputs/json-file.ts';
+import type { Step } from '../step.ts';
+import { ACTIVATIONS, DEPTH } from '../step-ids.ts';
+import type { AnalysisEnv } from './activations.ts';
+
+const CI_LEVEL = 0.95;
+
+export function depthStep(env: AnalysisEnv): Step[] {
+  const { spec } = env;
+  if (!spec.depth) return [];
+  const pattern = spec.depth;
+  const a = spec.analysis;
+  const attacks = Object.keys(spec.attacks);
+  return [{
+    id: DEPTH,
+    kind: 'depth',
+    // ACTIVATIONS for the reference set's identity (its key holds every photo's hash), not for its files.
+    needs: [...attacks, ACTIVATIONS],
+    params: { model: env.model, pattern, fdr: a.fdr, min_effect: a.min_effect, batch: a.batch, seed: spec.seed },
+    code: [import.meta.filename, CLASSIFIER_CODE],
+    async compute(ctx) {
+      const classifier = await env.classifier();
+      const layers = matchLayers(classifier.model.layers, pattern, spec.model.file);
+      const info = layers.map((name) => classifier.model.layers.find((l) => l.name === name)!);
+      const spread = await referenceSpread(classifier, env, layers, (done, total) => ctx.progress(done, total, `σ over ${total} reference photos, ${layers.length} layers`));
+      const out: Depth['attacks'] = {};
+      for (const attackId of attacks) {
+        ctx.progress(Object.keys(out).length, attacks.length, `attack ${attackId}`);
+        const attack = ctx.dependency(attackId);
+        const results = await readJson(RESULTS_JSON, attack, DEPTH, attackId);
+        const rows = results.rows;
+        const [, h, w] = classifier.inputDims;
+        const clean = await Promise.all(rows.map((r) => loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess)));
+        const adversarial = await Promise.all(rows.map(async (r) => hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w)));
+        // The neuron analysis's control noise: the same seed streams, so both steps test against the same images.
+        const rng = createRng(spec.seed).fork(`neurons/${attackId}`);
+        const control = rows.map((r, i) => controlImage(clean[i], results.params.norm, results.params.eps, rng.fork(`control/${r.file}`)));
+        const [mc, ma, mx] = [await imageMeans(classifier, clean, layers, a.batch), await imageMeans(classifier, adversarial, layers, a.batch), await imageMeans(classifier, control, layers, a.batch)];
+        const descriptive = rows.length < MIN_IMAGES;
+        const points = layers.map((layer, li) => {
+          const channels = info[li].dims[1];
+          const opts = { channels, clean: mc[li], adversarial: ma[li], control: mx[li], sigma: spread[li] };
+          const z = standardizedChanges(opts);
+          // Per image, the layer's mean |z_adv| − |z_ctrl|: the unit the interval resamples.
+          const perImage = Float64Array.from({ length: z.n }, (_, i) => {
+            let s = 0;
+            for (let c = 0; c < channels; c++) s += Math.abs(z.adversarial[i * channels + c]) - Math.abs(z.control[i * channels + c]);
+            return s / channels;
+          });
+          const boot = bootstrapMean(perImage, { seed: rng.fork(`depth/${layer}/bootstrap`), level: CI_LEVEL });
+          const f = descriptive ? null : layerFragilityEffect({ ...opts, seed: rng.fork(`depth/${layer}/test`).uniformInt(0, 2 ** 31 - 1), fdr: a.fdr, minEffect: a.min_effect });
+          return {
+            layer,
+            fragile: f ? f.fragile : null,
+            fraction: f ? f.fragile / channels : null,
+            mean_effect: boot.mean,
+            ci: descriptive ? null : [boot.ci[0], boot.ci[1]] as [number, number],
+          };
+        });
+        const shares = points.flatMap((pt) => (pt.fraction === null ? [] : [{ layer: pt.layer, fraction: pt.fraction }]));
+        // The first layer of largest share: ties go to the shallower layer.
+        const peak = shares.reduce<(typeof shares)[number] | null>((best, x) => (best === null || x.fraction > best.fraction ? x : best), null);
+        out[attackId] = { n: rows.length, descriptive, points, first: shares[0] ?? null, peak, last: shares.at(-1) ?? null };
+      }
+      const depth: Depth = {
+        pattern, n_reference: env.reference.length, fdr: a.fdr, min_effect: a.min_effect, ci_level: CI_LEVEL, attacks: out,
+        layers: info.map((l) => ({ layer: l.name, channels: l.dims[1], spatial: [l.dims[2], l.dims[3]] as [number, number] })),
+      };
+      return new Map([[DEPTH_JSON.file, writeJson(DEPTH_JSON, DEPTH, depth)]]);
+    },
+  }];
+}
+
+/** Population σ of every channel's spatial mean over the reference photos, per layer, from running sums. */
+async function referenceSpread(classifier: Classifier, env: AnalysisEnv, layers: readonly string[], progress: (done: number, total: number) => void): Promise<Float64Array[]> {
+  const total = env.reference.length;
+  const batch = env.spec.analysis.batch;
+  const sums: { s: Float64Array; ss: Float64Array }[] = [];
+  for (let start = 0; start < total; start += batch) {
+    const images = await Promise.all(env.reference.slice(start, start + batch).map((im) => loadImage(im.path, classifier.preprocess)));
+    const means = await imageMeans(classifier, images, layers, batch);
+    means.forEach((m, li) => {
+      const channels = m.length / images.length;
+      sums[li] ??= { s: new Float64Array(channels), ss: new Float64Array(channels) };
+      for (let i = 0; i < images.length; i++) {
+        for (let c = 0; c < channels; c++) {
+          const v = m[i * channels + c];
+          sums[li].s[c] += v;
+          sums[li].ss[c] += v * v;
+        }
+      }
+    });
+    progress(Math.min(start + batch, total), total);
+  }
+  return sums.map(({ s, ss }) => Float64Array.from(s, (sum, c) => Math.sqrt(Math.max(0, ss[c] / total - (sum / total) ** 2))));
+}
+
+/** Spatial means [N,C] of the images in each layer. */
+async function imageMeans(classifier: Classifier, images: readonly Float32Array[], layers: readonly string[], batch: number): Promise<Float64Array[]> {
+  const per = classifier.inputDims.reduce((x, y) => x * y, 1);
+  const out: Float64Array[] = [];
+  for (let start = 0; start < images.length; start += batch) {
+    const n = Math.min(batch, images.length - start);
+    const x = new Float32Array(n * per);
+    for (let i = 0; i < n; i++) x.set(images[start + i], i * per);
+    const r = await classifier.model.forward(x, layers);
+    layers.forEach((layer, li) => {
+      const act = r.activations.get(layer)!;
+      const [, c, h = 1, w = 1] = act.dims;
+      const area = h * w;
+      out[li] ??= new Float64Array(images.length * c);
+      for (let i = 0; i < n; i++) {
+        for (let ch = 0; ch < c; ch++) {
+          let s = 0;
+          const base = (i * c + ch) * area;
+          for (let k = 0; k < area; k++) s += act.data[base + k];
+          out[li][(start + i) * c + ch] = s / area;
+        }
+      }
+    });
+  }
+  return out;
+}
