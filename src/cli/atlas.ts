@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `atlas`: inspect, differentiate and attack ONNX image classifiers from the command line.
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { ProviderChoice } from '../compute/runtime/execution-provider.ts';
 import { debug, PROVIDER_NAMES } from '../config.ts';
@@ -7,6 +8,7 @@ import { analyseFolders, type AnalyseCliOptions } from './commands/analyse.ts';
 import { attack } from './commands/attack.ts';
 import { compute, type ComputeOptions } from './commands/compute.ts';
 import { featurevis, type FeaturevisOptions } from './commands/featurevis.ts';
+import { fetchCommand, type FetchCliOptions } from './commands/fetch.ts';
 import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
 import { patch, type PatchCliOptions } from './commands/patch.ts';
@@ -15,9 +17,13 @@ import { parseInteger, parseNumber } from './parse.ts';
 
 type ComputeFlags = Omit<ComputeOptions, 'spec' | 'kinds'>;
 
+// Read at run time rather than imported, so the one number is package.json's whichever way atlas is started.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command()
   .name('atlas')
   .description('Adversarial Atlas: inspect, differentiate and attack ONNX image classifiers (pixels in [0,1])')
+  .version(version, '-V, --version', 'print the version of Adversarial Atlas')
   .showHelpAfterError();
 
 // No default here: without the flag, ATLAS_EP decides, then cpu (src/config.ts).
@@ -90,6 +96,18 @@ program.command('providers')
   .description('which execution providers start here; with a model, each one timed on it (batch 1), its gradient checked against the CPU, and the ops it leaves to the CPU')
   .argument('[model]', 'ONNX model with its card beside it')
   .action(async (model?: string) => providers(model));
+
+program.command('fetch')
+  .description("download the data manifest's files that the data directory lacks (all, a spec's, or the given paths): from ATLAS_MIRROR, else their public URLs; resumed after an interruption, sha256-checked before they are moved into place; files there are checked by size")
+  .argument('[paths...]', 'data-directory files or folders (default: every file of the manifest, or the spec\'s)')
+  .option('--spec <file>', 'fetch only what this experiment spec reads (its models, cards, classes and image folders)')
+  .addOption(dataOption())
+  .option('--mirror <url-or-dir>', 'where to download from instead of public URLs: a base URL or a folder laid out like the data directory (default: ATLAS_MIRROR)')
+  .option('--jobs <n>', 'downloads at a time', '4')
+  .option('--verify', 'also check the sha256 of files already there')
+  .option('--dry-run', 'list what would be fetched, fetch nothing')
+  .option('--manifest <file>', 'another data manifest (default: src/data-dir/data-manifest.json)')
+  .action(async (paths: string[], o: FetchCliOptions) => fetchCommand(paths, o));
 
 program.command('compute')
   .description('run the compute steps of an experiment spec that are not cached (what `npm run build` does first)')

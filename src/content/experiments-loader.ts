@@ -16,6 +16,8 @@ import sharp, { type WebpOptions } from 'sharp';
 import { runPipeline, type StepOutcome } from '../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../compute/pipeline/terminal-reporter.ts';
 import { SPEC_ENTRY } from '../compute/pipeline/step-ids.ts';
+import { dataDir, mirror } from '../config.ts';
+import { fetchForSpec } from '../data-dir/fetch-data.ts';
 
 export const ASSET_DIR = '_atlas';
 
@@ -152,6 +154,9 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
       const assetDir = path.join(fileURLToPath(config.publicDir), ASSET_DIR);
       await mkdir(assetDir, { recursive: true });
       const sync = async () => {
+        // A new user's first build fetches what the spec reads and the data directory lacks (atlas fetch); with every
+        // file there it only checks their sizes.
+        await fetchForSpec(specPath, { dataDir: dataDir(root), mirror: mirror(), log: (line) => logger.info(line), progress: true });
         const result = await runPipeline({ specPath, projectRoot: root, reporter: terminalReporter((line) => logger.info(line)) });
         store.clear();
         const published = new Set<string>();

@@ -47,7 +47,9 @@ function varint(value: number): number[] {
 }
 
 /** How to rewrite a length-delimited field of a message: descend into it, unpack it, or keep it. */
-type Schema = Record<number, Schema | 'varints' | 'fixed32'>;
+interface Schema {
+  [field: number]: Schema | 'varints' | 'fixed32';
+}
 
 const TENSOR: Schema = { [TENSOR_DIMS]: 'varints' };
 const ATTRIBUTE: Schema = { [ATTRIBUTE_INTS]: 'varints', [ATTRIBUTE_FLOATS]: 'fixed32', [ATTRIBUTE_T]: TENSOR };
