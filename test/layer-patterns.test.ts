@@ -8,8 +8,8 @@ import { blockOutputs, matchLayers } from '../src/compute/onnx/layer-patterns.ts
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import { shared } from './helpers/shared.ts';
 
-let mobilenet: Layer[];
-let resnet: Layer[];
+let mobilenet: readonly Layer[];
+let resnet: readonly Layer[];
 
 beforeAll(async () => {
   mobilenet = (await loadClassifier(shared('models', 'mobilenetv2.onnx'))).model.layers;
