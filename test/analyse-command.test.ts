@@ -17,7 +17,7 @@ import { canonical } from '../src/compute/cache/stable-json.ts';
 import { hwcToChw, loadImage } from '../src/compute/io/image.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
 import { createRng } from '../src/compute/random.ts';
-import { atlas } from './helpers/atlas-cli.ts';
+import { atlas, expectOneLineError } from './helpers/atlas-cli.ts';
 import { shared } from './helpers/shared.ts';
 
 const MODEL = () => shared('models', 'mobilenetv2.onnx');
@@ -26,13 +26,6 @@ const LAYERS = ['features.14.conv.1', 'features.17.conv.2'];
 const SEED = 3;
 
 
-function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp) {
-  expect(r.code).not.toBe(0);
-  const lines = r.stderr.trim().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(/^atlas: error: /);
-  expect(lines[0]).toMatch(pattern);
-}
 
 interface Label { file: string; index: number; wnid: string; name: string }
 

@@ -15,7 +15,7 @@ import { loadImage } from '../src/compute/io/image.ts';
 import { loadClassifier, type Classifier } from '../src/compute/model/classifier.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { softmax } from '../src/compute/model/predictions.ts';
-import { atlas } from './helpers/atlas-cli.ts';
+import { atlas, expectOneLineError } from './helpers/atlas-cli.ts';
 import { shared } from './helpers/shared.ts';
 import { FLOAT, named, seeded, tinyModel } from './helpers/tiny-net.ts';
 
@@ -337,13 +337,6 @@ describe('atlas patch', () => {
   let dir: string;
   let attack: string;
 
-  function expectOneLineError(r: { code: number; stderr: string }, pattern: RegExp) {
-    expect(r.code).not.toBe(0);
-    const lines = r.stderr.trim().split('\n');
-    expect(lines, r.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/^atlas: error: /);
-    expect(lines[0]).toMatch(pattern);
-  }
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'atlas-patch-'));

@@ -2,7 +2,7 @@
 // polysemanticity and fragility on folders, for readers who want the numbers without a spec. The computation is
 // compute/analysis/analyse.ts; this file checks the flags and the folders before the model loads, reports progress
 // and writes the two files.
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   analyse, analyseFiles, pairImages, pairSize, readReference, resolveLayers, strongImages, type AnalyseProgress, type ImagePair,
@@ -13,6 +13,7 @@ import { progress, type Progress } from '../../compute/progress.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { parseInteger, parseNumber } from '../parse.ts';
 import { loadClassifierOn } from '../provider.ts';
+import { writeFileAtomic } from '../write-file-atomic.ts';
 
 export interface AnalyseCliOptions {
   ep?: ProviderChoice;
@@ -89,14 +90,3 @@ export async function analyseFolders(o: AnalyseCliOptions): Promise<void> {
   process.stderr.write(`analysed in ${seconds} s — polysemantic: ${poly}${frag}; wrote ${path.join(out, POLYSEMANTIC_FILE)}${result.fragility ? ` and ${FRAGILITY_FILE}` : ''}\n`);
 }
 
-/** Write beside the target and rename over it, so a reader never sees half a file and other files stay untouched. */
-async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.partial-${process.pid}`);
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}

@@ -3,7 +3,7 @@
 // pairs are found as `atlas analyse` finds them, so an `atlas attack` folder works as both --clean and --adversarial;
 // its results.json then also says which class each image was attacked away from (and the target), which nothing in
 // the images themselves does.
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadPair, pairImages, pairSize, resolveLayers, type ImagePair, type PairPixels } from '../../compute/analysis/analyse.ts';
@@ -20,6 +20,7 @@ import { progress } from '../../compute/progress.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { parseClass, parseInteger, parseNumber } from '../parse.ts';
 import { loadClassifierOn } from '../provider.ts';
+import { writeFileAtomic } from '../write-file-atomic.ts';
 
 export interface PatchCliOptions {
   ep?: ProviderChoice;
@@ -216,14 +217,3 @@ function table(f: PatchingJson): string {
   return lines.join('\n') + '\n';
 }
 
-/** Write beside the target and rename over it, so a reader never sees half a file and other files stay untouched. */
-async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.partial-${process.pid}`);
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
