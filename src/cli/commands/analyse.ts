@@ -13,7 +13,7 @@ import { progress, type Progress } from '../../compute/progress.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { parseInteger, parseNumber } from '../parse.ts';
 import { loadClassifierOn } from '../provider.ts';
-import { writeFileAtomic } from '../write-file-atomic.ts';
+import { writeFileAtomic } from '../../compute/io/npy.ts';
 
 export interface AnalyseCliOptions {
   ep?: ProviderChoice;

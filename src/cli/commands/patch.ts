@@ -20,7 +20,7 @@ import { progress } from '../../compute/progress.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { parseClass, parseInteger, parseNumber } from '../parse.ts';
 import { loadClassifierOn } from '../provider.ts';
-import { writeFileAtomic } from '../write-file-atomic.ts';
+import { writeFileAtomic } from '../../compute/io/npy.ts';
 
 export interface PatchCliOptions {
   ep?: ProviderChoice;

@@ -33,7 +33,8 @@ export function atlasStep(env: AnalysisEnv): Step {
   const labels = env.reference.map((im) => im.label);
   // The reference set's source folders: neuron labels shuffle classes only among photos of the same source.
   const folders = env.reference.map((im) => path.dirname(im.name));
-  const sources = Int32Array.from(folders, (f) => [...new Set(folders)].indexOf(f));
+  const distinct = [...new Set(folders)];
+  const sources = Int32Array.from(folders, (f) => distinct.indexOf(f));
   return {
     id: ATLAS,
     kind: 'atlas',

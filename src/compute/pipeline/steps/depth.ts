@@ -5,21 +5,19 @@
 // layer's mean effect with a bootstrap interval over the attacked images. Memory is bounded by the layers' channels,
 // not by the photos: σ comes from running sums over the reference set, batch by batch, and only the attacked images'
 // spatial means are kept.
-import path from 'node:path';
-import sharp from 'sharp';
 import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../analysis/fragility-effect.ts';
 import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
-import { controlImage } from '../../attacks/control.ts';
-import { hwcToChw, loadImage } from '../../io/image.ts';
+import { recordActivations } from '../../analysis/record.ts';
+import { loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { matchLayers } from '../../onnx/layer-patterns.ts';
-import { createRng } from '../../random.ts';
 import { RESULTS_JSON } from '../outputs/attack.ts';
 import { DEPTH_JSON, type Depth } from '../outputs/depth.ts';
 import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { Step } from '../step.ts';
 import { ACTIVATIONS, DEPTH } from '../step-ids.ts';
 import type { AnalysisEnv } from './activations.ts';
+import { attackImages } from './attack-images.ts';
 
 const CI_LEVEL = 0.95;
 
@@ -47,13 +45,12 @@ export function depthStep(env: AnalysisEnv): Step[] {
         const attack = ctx.dependency(attackId);
         const results = await readJson(RESULTS_JSON, attack, DEPTH, attackId);
         const rows = results.rows;
-        const [, h, w] = classifier.inputDims;
-        const clean = await Promise.all(rows.map((r) => loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess)));
-        const adversarial = await Promise.all(rows.map(async (r) => hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w)));
-        // The neuron analysis's control noise: the same seed streams, so both steps test against the same images.
-        const rng = createRng(spec.seed).fork(`neurons/${attackId}`);
-        const control = rows.map((r, i) => controlImage(clean[i], results.params.norm, results.params.eps, rng.fork(`control/${r.file}`)));
-        const [mc, ma, mx] = [await imageMeans(classifier, clean, layers, a.batch), await imageMeans(classifier, adversarial, layers, a.batch), await imageMeans(classifier, control, layers, a.batch)];
+        // The neuron analysis's images and control noise, so both steps test against the same control.
+        const images = await attackImages(classifier, env.dataDir, spec.seed, attackId, attack, results);
+        const { rng } = images;
+        const mc = await imageMeans(classifier, images.clean, layers, a.batch);
+        const ma = await imageMeans(classifier, images.adversarial, layers, a.batch);
+        const mx = await imageMeans(classifier, images.control(), layers, a.batch);
         const descriptive = rows.length < MIN_IMAGES;
         const points = layers.map((layer, li) => {
           const channels = info[li].dims[1];
@@ -113,29 +110,8 @@ async function referenceSpread(classifier: Classifier, env: AnalysisEnv, layers:
   return sums.map(({ s, ss }) => Float64Array.from(s, (sum, c) => Math.sqrt(Math.max(0, ss[c] / total - (sum / total) ** 2))));
 }
 
-/** Spatial means [N,C] of the images in each layer. */
-async function imageMeans(classifier: Classifier, images: readonly Float32Array[], layers: readonly string[], batch: number): Promise<Float64Array[]> {
-  const per = classifier.inputDims.reduce((x, y) => x * y, 1);
-  const out: Float64Array[] = [];
-  for (let start = 0; start < images.length; start += batch) {
-    const n = Math.min(batch, images.length - start);
-    const x = new Float32Array(n * per);
-    for (let i = 0; i < n; i++) x.set(images[start + i], i * per);
-    const r = await classifier.model.forward(x, layers);
-    layers.forEach((layer, li) => {
-      const act = r.activations.get(layer)!;
-      const [, c, h = 1, w = 1] = act.dims;
-      const area = h * w;
-      out[li] ??= new Float64Array(images.length * c);
-      for (let i = 0; i < n; i++) {
-        for (let ch = 0; ch < c; ch++) {
-          let s = 0;
-          const base = (i * c + ch) * area;
-          for (let k = 0; k < area; k++) s += act.data[base + k];
-          out[li][(start + i) * c + ch] = s / area;
-        }
-      }
-    });
-  }
-  return out;
+/** Spatial means [N,C] of the images in each layer (the neuron analysis's recording). */
+async function imageMeans(classifier: Classifier, images: readonly Float32Array[], layers: readonly string[], batch: number): Promise<Float32Array[]> {
+  const records = await recordActivations(classifier, images.length, async (i) => images[i], layers, batch);
+  return layers.map((layer) => records.get(layer)!.mean);
 }

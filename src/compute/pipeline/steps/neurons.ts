@@ -3,18 +3,15 @@
 // (analysis/fragility.ts) — heatmaps of the most fragile before and after the attack, and per-group statistics of the
 // source images clean and adversarial and of the target class's clean reference images.
 import path from 'node:path';
-import sharp from 'sharp';
 import { isUnder } from '../../analysis/class-groups.ts';
 import { layerFragility } from '../../analysis/fragility.ts';
 import { mapShift } from '../../analysis/heatmap.ts';
 import { channelSpread, groupStats, type GroupStats } from '../../analysis/neuron-stats.ts';
 import { receptiveFields, type ReceptiveField } from '../../analysis/receptive-field.ts';
 import { recordActivations } from '../../analysis/record.ts';
-import { controlImage } from '../../attacks/control.ts';
-import { hwcToChw, loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { quantile } from '../../numbers.ts';
-import { createRng, type Rng } from '../../random.ts';
+import type { Rng } from '../../random.ts';
 import { classSelectivity, selectivityGroup, targetNeuronsTurnedOn } from '../../analysis/selectivity.ts';
 import { NEURONS_JSON, NeuronsSummary, type NeuronsLayer, type TargetSelectivity } from '../outputs/analysis.ts';
 import { RESULTS_JSON } from '../outputs/attack.ts';
@@ -22,6 +19,7 @@ import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { Step } from '../step.ts';
 import { ACTIVATIONS, neuronsStepId } from '../step-ids.ts';
 import { fileOf, referenceMaxima, referenceMeans, type AnalysisEnv } from './activations.ts';
+import { attackImages } from './attack-images.ts';
 
 /** Neurons per layer and attack that get heatmaps (the most fragile). */
 const HEATMAP_NEURONS = 3;
@@ -59,13 +57,11 @@ export function neuronsSteps(env: AnalysisEnv): Step[] {
         const acts = ctx.dependency(ACTIVATIONS);
         const results = await readJson(RESULTS_JSON, attack, id, attackId);
         const rows = results.rows;
-        const [, h, w] = classifier.inputDims;
-        const cleanPixels = await Promise.all(rows.map((r) => loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess)));
-        const advPixels = await Promise.all(rows.map(async (r) => hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w)));
+        const images = await attackImages(classifier, env.dataDir, spec.seed, attackId, attack, results);
+        const { clean: cleanPixels, adversarial: advPixels, rng } = images;
         const clean = await recordActivations(classifier, rows.length, async (i) => cleanPixels[i], spec.layers, a.batch);
         const adversarial = await recordActivations(classifier, rows.length, async (i) => advPixels[i], spec.layers, a.batch);
-        const rng = createRng(spec.seed).fork(`neurons/${attackId}`);
-        const controlPixels = rows.map((r, i) => controlImage(cleanPixels[i], results.params.norm, results.params.eps, rng.fork(`control/${r.file}`)));
+        const controlPixels = images.control();
         const control = await recordActivations(classifier, rows.length, async (i) => controlPixels[i], spec.layers, a.batch);
         const fields = receptiveFields(classifier.model.prepared);
         const files = new Map<string, Uint8Array>();

@@ -3,11 +3,8 @@
 // neurons by fragility effect in the adversarial run, inject their adversarial activations into the clean run, against
 // k random neurons and the k most active, k = 1, 2, 4, … C. The ranking comes from the same images' neuron analysis
 // (neurons_<attack>), so it is measured on the images it is tested on; random and most-active sets are the controls.
-import path from 'node:path';
-import sharp from 'sharp';
 import { defaultKs, patching } from '../../analysis/patching.ts';
 import type { PatchingResult } from '../../analysis/patching-output.ts';
-import { hwcToChw, loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import { NEURONS_JSON } from '../outputs/analysis.ts';
 import { RESULTS_JSON } from '../outputs/attack.ts';
@@ -16,6 +13,7 @@ import { PATCHING_JSON, type PatchingStep } from '../outputs/patching.ts';
 import type { Step } from '../step.ts';
 import { neuronsStepId, patchingStepId } from '../step-ids.ts';
 import type { AnalysisEnv } from './activations.ts';
+import { attackImages } from './attack-images.ts';
 
 /** The k the article quotes: this share of the layer's neurons. */
 const SUMMARY_SHARE = 0.05;
@@ -40,14 +38,13 @@ export function patchingSteps(env: AnalysisEnv): Step[] {
         const fragility = neurons.layers[layer]?.fragility;
         if (!fragility) throw new Error(`step ${id}: ${neuronsId} has no analysis of layer '${layer}'`);
         const rows = results.rows;
-        const [, h, w] = classifier.inputDims;
+        const images = await attackImages(classifier, env.dataDir, spec.seed, p.attack, attack, results);
         const per = classifier.inputDims.reduce((a, b) => a * b, 1);
+        // [N,C,H,W], as the patching graph takes them.
         const clean = new Float32Array(rows.length * per);
         const adversarial = new Float32Array(rows.length * per);
-        for (const [i, r] of rows.entries()) {
-          clean.set(await loadImage(path.resolve(env.dataDir, r.file), classifier.preprocess), i * per);
-          adversarial.set(hwcToChw(await sharp(attack.file(r.images.adversarial)).removeAlpha().raw().toBuffer(), h, w), i * per);
-        }
+        images.clean.forEach((x, i) => clean.set(x, i * per));
+        images.adversarial.forEach((x, i) => adversarial.set(x, i * per));
         // Largest fragility effect first; ties by channel, so the order never depends on the sort's stability.
         const order = [...fragility.effect.keys()].sort((a, b) => fragility.effect[b] - fragility.effect[a] || a - b);
         const targeted = results.params.target !== null;
