@@ -1,15 +1,19 @@
-// The article is model-independent: content/article.mdx, unedited, builds from a spec for torchvision's ResNet-50
-// graph (test/fixtures/article-resnet50.experiments.yaml: the study's layers, no compare: block), names that model
-// and its layers, never a MobileNetV2 layer, gives every layer it names an atlas page, and says at the top that this
-// model does not classify (../shared's ResNet-50 has seeded random weights).
+// The article is model-independent and a spec switches models by its model: line: content/article.mdx, unedited,
+// builds from test/fixtures/article.experiments.yaml with only that line changed to torchvision's ResNet-50 graph
+// (../shared's copy has seeded random weights). The page names that model and the study's layers (the spec's roles
+// list both architectures' layers), never a MobileNetV2 layer, gives every layer it names an atlas page, says at the
+// top that this model does not classify, and leaves out the compare: block, which was written for MobileNetV2.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildArticle } from './helpers/article-build.ts';
-import { FIXTURE_CACHE, RESNET50_FIXTURE_SPEC } from './helpers/article-fixture.ts';
+import { FIXTURE_CACHE, FIXTURE_SPEC } from './helpers/article-fixture.ts';
 import { parseHtml } from './helpers/figure-checks.ts';
+
+const MOBILENET_LINE = 'model: { file: models/mobilenetv2.onnx, label: MobileNetV2 }';
+const RESNET50_LINE = 'model: { file: models/resnet50-random.onnx, label: ResNet-50 (random weights) }';
 
 let tmp: string;
 let dist: string;
@@ -17,7 +21,12 @@ let html: string;
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'atlas-resnet50-'));
-  dist = await buildArticle(tmp, { spec: RESNET50_FIXTURE_SPEC, cache: FIXTURE_CACHE, base: '/' });
+  const mobilenet = await readFile(FIXTURE_SPEC, 'utf8');
+  const lines = mobilenet.split('\n');
+  expect(lines.filter((l) => l === MOBILENET_LINE)).toHaveLength(1);
+  const spec = path.join(tmp, 'resnet50.experiments.yaml');
+  await writeFile(spec, lines.map((l) => (l === MOBILENET_LINE ? RESNET50_LINE : l)).join('\n'));
+  dist = await buildArticle(tmp, { spec, cache: FIXTURE_CACHE, base: '/' });
   html = await readFile(path.join(dist, 'index.html'), 'utf8');
 }, 15 * 60_000);
 
@@ -45,8 +54,9 @@ describe('the article built from ResNet-50 with the study\'s layers', () => {
     expect(html.indexOf('data-notice="model"')).toBeLessThan(html.indexOf('id="motivation"'));
   });
 
-  it('says there is no second model instead of failing on the missing comparison', () => {
-    expect(html).toContain('data-notice="no-comparison"');
+  it('leaves out the comparison written for MobileNetV2, and says why', () => {
+    const notice = parseHtml(html).querySelector('[data-notice="no-comparison"]');
+    expect(notice?.textContent).toContain("compare: block is written for models/mobilenetv2.onnx, not for models/resnet50-random.onnx");
   });
 
   it('gives every layer and neuron it links an atlas page', () => {

@@ -56,7 +56,7 @@ describe('site build', () => {
     expect(html).toContain('First draft of the prose.');
     expect(html).toMatch(/weasel → trailer truck/);
     // The spec has no compare: block, so the comparison figure is a notice (and the build does not fail).
-    expect(html).toMatch(/data-notice="model-comparison"[^>]*>\s*\(No model comparison: the experiment spec has no <code[^>]*>compare:<\/code> block/);
+    expect(html).toMatch(/data-notice="model-comparison"[^>]*>\s*\(No model comparison: the spec has no compare: block\.\)/);
     const images = [...html.matchAll(/src="\/(_atlas\/[0-9a-f]{20}\.webp)"/g)].map((m) => m[1]);
     expect(images).toHaveLength(3);
     for (const img of images) {

@@ -51,6 +51,8 @@ export const SpecEntry = z.strictObject({
   roles: z.record(z.string(), z.string()),
   /** the compared model's label; null without `compare:` */
   compare_label: z.string().nullable(),
+  /** why no second model is attacked (no compare:, or one written for another model); null with one */
+  compare_absent: z.string().nullable(),
 });
 
 export const ExperimentEntry = z.discriminatedUnion('kind', [

@@ -166,11 +166,13 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
           // figure reads the shape its types promise.
           store.set({ id: step.id, data: await parseData({ id: step.id, data: raw }), digest: `${step.key}:${result.spec.private}:${ENCODINGS}` });
         }
-        const { spec: s, model } = result;
+        const { spec: s, model, compareSkipped } = result;
         const specData = {
           kind: 'spec', spec: s.id, model: s.model.file, private: s.private, exact: {},
           model_label: model.label, model_task: model.task, layers: s.layers, roles: s.roles,
           compare_label: s.compare ? s.compare.label ?? s.compare.id : null,
+          // Why no second model is attacked, for the article's notice.
+          compare_absent: s.compare ? null : compareSkipped ?? "the spec has no compare: block",
         };
         const specKey = createHash('sha256').update(JSON.stringify(specData)).digest('hex');
         store.set({ id: SPEC_ENTRY, data: await parseData({ id: SPEC_ENTRY, data: { ...specData, key: specKey } }), digest: specKey });

@@ -8,8 +8,6 @@ import path from 'node:path';
 import { shared } from './shared.ts';
 
 export const FIXTURE_SPEC = path.resolve(import.meta.dirname, '..', 'fixtures', 'article.experiments.yaml');
-/** The same article from torchvision's ResNet-50 graph (seeded random weights) with the study's layers. */
-export const RESNET50_FIXTURE_SPEC = path.resolve(import.meta.dirname, '..', 'fixtures', 'article-resnet50.experiments.yaml');
 /** Where the fixtures' steps are cached: never the real article's cache (.cache/atlas), and kept between runs. */
 export const FIXTURE_CACHE = path.resolve(import.meta.dirname, '..', '..', '.cache', 'atlas-fixture');
 

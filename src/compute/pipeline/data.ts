@@ -7,9 +7,9 @@ import path from 'node:path';
 import { z } from 'zod';
 import { fetchFile } from '../../data-dir/fetch-file.ts';
 import { hashFile } from '../cache/hash.ts';
-import type { ExperimentSpec } from './spec.ts';
+import type { DeclaredSpec } from './spec.ts';
 
-export async function ensureModel(spec: ExperimentSpec, dataDir: string, log: (line: string) => void = () => {}): Promise<string> {
+export async function ensureModel(spec: Pick<DeclaredSpec, 'model'>, dataDir: string, log: (line: string) => void = () => {}): Promise<string> {
   const file = path.resolve(dataDir, spec.model.file);
   if (!existsSync(file)) {
     if (!spec.model.url) {

@@ -11,6 +11,7 @@ import type { ProviderChoice } from '../runtime/execution-provider.ts';
 import { cacheDir, dataDir as configuredDataDir, providerChoice, unknownVariableNotice, unknownVariables } from '../../config.ts';
 import type { ExecutionProvider, SessionOptions } from '../runtime/session.ts';
 import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
+import { resolveSpecLayers } from './resolve-layers.ts';
 import { loadSpec, type ExperimentSpec } from './spec.ts';
 import { changedPaths, planKeys } from './plan.ts';
 import type { Step } from './step.ts';
@@ -56,6 +57,8 @@ export interface StepOutcome extends PlannedStep {
 
 export interface PipelineResult {
   spec: ExperimentSpec;
+  /** why the spec's compare: block was left out of this build (written for another model), or null */
+  compareSkipped: string | null;
   /** the main model as figures name it, and its card's `task` */
   model: { label: string; task: string | null };
   steps: StepOutcome[];
@@ -74,26 +77,29 @@ export interface PipelineReporter {
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult> {
   const started = performance.now();
   const reporter = opts.reporter ?? {};
-  const spec = await loadSpec(opts.specPath);
+  const declared = await loadSpec(opts.specPath);
   const dataDir = configuredDataDir(opts.projectRoot, opts.dataDir);
   const store = new CacheStore(cacheDir(opts.projectRoot, opts.cacheDir));
   for (const name of unknownVariables()) reporter.log?.(unknownVariableNotice(name));
   await store.sweep();
 
-  const modelFile = await ensureModel(spec, dataDir, (l) => reporter.log?.(l));
+  const modelFile = await ensureModel(declared, dataDir, (l) => reporter.log?.(l));
   const card = await loadModelCard(modelFile);
   const cardText = await readFile(card.cardPath, 'utf8');
   const load = loadOncePerProvider((ep) => loadClassifier(modelFile, { ...opts.session, ep }));
   const session = { ...opts.session, ep: await resolvePipelineProvider(opts, load, reporter) };
   let classifier: Promise<Classifier> | undefined;
+  const loadMain = () => (classifier ??= load(session.ep).then(async (c) => {
+    const note = await placementNotice(c);
+    if (note) reporter.log?.(note);
+    return c;
+  }));
+  const { spec, compareSkipped } = await resolveSpecLayers(declared, declared.model.file, async () => (await loadMain()).model.layers);
+  if (compareSkipped) reporter.log?.(`no second model: ${compareSkipped}`);
   const folders = new Map<string, Promise<LabelledImage[]>>();
   const env = {
     spec,
-    classifier: () => (classifier ??= load(session.ep).then(async (c) => {
-      const note = await placementNotice(c);
-      if (note) reporter.log?.(note);
-      return c;
-    })),
+    classifier: loadMain,
     // The provider is part of every key: a GPU's float32 sums differ from the CPU's in the last bits.
     model: { sha256: await hashFile(modelFile), card: sha256(cardText + JSON.stringify(card.classList)), ep: session.ep },
     classes: card.classList,
@@ -201,7 +207,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
   }
   if (!opts.dryRun) await store.updateIndex(Object.fromEntries(planned.map((p) => [p.id, { kind: p.kind, key: p.key, inputs: p.record }])));
-  const result: PipelineResult = { spec, model: { label: modelLabel, task: card.task ?? null }, steps: outcomes, seconds: (performance.now() - started) / 1000 };
+  const result: PipelineResult = { spec, compareSkipped, model: { label: modelLabel, task: card.task ?? null }, steps: outcomes, seconds: (performance.now() - started) / 1000 };
   reporter.done?.(result);
   return result;
 }

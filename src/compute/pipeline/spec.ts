@@ -59,8 +59,14 @@ const CompareSpec = ModelSource.extend({
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'use letters, digits, - and _'),
   /** a model card to borrow when the file has none beside it (an int8 copy of a float model) */
   card: z.string().optional(),
-  /** the main model's layer names → this model's, where they differ (identity otherwise) */
+  /** the main model's layers (names or `@role`) → this model's, where they differ (identity otherwise) */
   layers: z.record(z.string(), z.string()).default({}),
+  /**
+   * The main model (its `model.file`) this comparison was written for. With another main model the build runs
+   * without the comparison and says so, so that switching `model.file` alone never sets two unrelated models side
+   * by side under prose written for this pair.
+   */
+  for_model: z.string().optional(),
 });
 
 export const ExperimentSpec = z.strictObject({
@@ -79,14 +85,18 @@ export const ExperimentSpec = z.strictObject({
    */
   private: z.boolean().default(false),
   attacks: z.record(z.string().regex(/^[a-z0-9_]+$/, 'attack ids use lowercase letters, digits and _'), AttackSpec).default({}),
-  /** layers whose neurons are analysed */
-  layers: z.array(z.string()).default([]),
   /**
-   * What the article calls each analysed layer (`middle`, `late`, …) → the layer. Prose and figures name layers by
-   * role (`<Layer role="late" />`, `layer="@late"`, `summary[@late]`), so a spec for another model changes only
-   * this map and `layers`, never the article.
+   * Layers whose neurons are analysed: names, globs (`layer*.*.conv3`; `*` within one dot-separated part), `all`
+   * (every block output) or `@role`, resolved against the model when the plan is made (resolve-layers.ts)
    */
-  roles: z.record(z.string(), z.string()).default({}),
+  layers: z.union([z.string(), z.array(z.string())]).transform((v) => [v].flat()).default([]),
+  /**
+   * What the article calls each analysed layer (`middle`, `late`, …) → the layer, or a list of layers of which the
+   * model's first one is taken (`[features.17.conv.2, layer4.2.conv3]`: MobileNetV2's, else ResNet-50's). Prose and
+   * figures name layers by role (`<Layer role="late" />`, `layer="@late"`, `summary[@late]`), so a spec whose roles
+   * list each architecture's layer switches models by its `model:` line alone.
+   */
+  roles: z.record(z.string(), z.union([z.string(), z.array(z.string()).nonempty()])).default({}),
   analysis: z.strictObject({
     /**
      * the clean reference set for distributions, percentiles, natural spread and class statistics: a folder, or
@@ -133,7 +143,7 @@ export const ExperimentSpec = z.strictObject({
   })).default([]),
   /** Lucent-style feature visualizations (defaults are Lucent's) */
   featurevis: z.strictObject({
-    /** `<layer>:<channel>` each; rendered together, `batch` at a time */
+    /** `<layer>:<channel>` each (the layer may be `@role`); rendered together, `batch` at a time */
     neurons: z.array(z.string().regex(/^.+:\d+$/, 'write a neuron as <layer>:<channel>')).default([]),
     /** neurons the pipeline chooses from the analyses' rankings, after `neurons` (a neuron is rendered once) */
     choose: z.array(z.discriminatedUnion('ranking', [
@@ -151,18 +161,14 @@ export const ExperimentSpec = z.strictObject({
   for (const id of Object.keys(spec.attacks)) {
     if (RESERVED_IDS.includes(id)) ctx.addIssue({ code: 'custom', path: ['attacks', id], message: `'${id}' names another step or the spec's own entry; choose another attack id` });
   }
-  for (const [role, layer] of Object.entries(spec.roles)) {
+  for (const role of Object.keys(spec.roles)) {
     if (!/^[a-z][a-z0-9_]*$/.test(role)) ctx.addIssue({ code: 'custom', path: ['roles', role], message: 'role names use lowercase letters, digits and _ (a path spells one as [@role])' });
-    if (!spec.layers.includes(layer)) ctx.addIssue({ code: 'custom', path: ['roles', role], message: `'${layer}' is not among the analysed layers (${spec.layers.join(', ') || 'none'})` });
   }
   const patched = new Set<string>();
   spec.patching.forEach((p, k) => {
     if (!(p.attack in spec.attacks)) ctx.addIssue({ code: 'custom', path: ['patching', k, 'attack'], message: `no attack '${p.attack}' in the spec (${Object.keys(spec.attacks).join(', ') || 'none'})` });
     if (patched.has(p.attack)) ctx.addIssue({ code: 'custom', path: ['patching', k, 'attack'], message: `'${p.attack}' is patched twice; one layer per attack` });
     patched.add(p.attack);
-    const layer = p.layer.startsWith('@') ? spec.roles[p.layer.slice(1)] : p.layer;
-    if (layer === undefined) ctx.addIssue({ code: 'custom', path: ['patching', k, 'layer'], message: `no role '${p.layer.slice(1)}' in the spec's roles` });
-    else if (!spec.layers.includes(layer)) ctx.addIssue({ code: 'custom', path: ['patching', k, 'layer'], message: `'${layer}' is not among the analysed layers (${spec.layers.join(', ') || 'none'})` });
   });
   const folders = [spec.analysis.reference ?? []].flat();
   const repeated = folders.find((f, k) => folders.indexOf(f) !== k);
@@ -171,19 +177,16 @@ export const ExperimentSpec = z.strictObject({
   if (fv) {
     if (fv.neurons.length === 0 && fv.choose.length === 0) ctx.addIssue({ code: 'custom', path: ['featurevis'], message: 'name neurons or choose them (featurevis.neurons or featurevis.choose)' });
     fv.choose.forEach((c, k) => {
-      if (!spec.layers.includes(c.layer)) ctx.addIssue({ code: 'custom', path: ['featurevis', 'choose', k, 'layer'], message: `'${c.layer}' is not among the analysed layers (${spec.layers.join(', ') || 'none'})` });
       if (c.ranking === 'fragile' && !(c.attack in spec.attacks)) ctx.addIssue({ code: 'custom', path: ['featurevis', 'choose', k, 'attack'], message: `no attack '${c.attack}' in the spec (${Object.keys(spec.attacks).join(', ') || 'none'})` });
     });
   }
+  // Whether layer names refer to analysed layers can be told now only when every layer is already a name; patterns,
+  // roles with alternatives and `@role` are resolved against the model (resolve-layers.ts), which checks them then.
+  if (isResolved(spec)) for (const issue of layerReferenceIssues(spec)) ctx.addIssue({ code: 'custom', ...issue });
   const compare = spec.compare;
   if (!compare) return;
   // `main` names the spec's own model in comparison.json; a compared model of that id would be indistinguishable.
   if (compare.id === 'main') ctx.addIssue({ code: 'custom', path: ['compare', 'id'], message: "'main' names the spec's own model; choose another id (e.g. int8, robust)" });
-  for (const layer of Object.keys(compare.layers)) {
-    if (!spec.layers.includes(layer)) {
-      ctx.addIssue({ code: 'custom', path: ['compare', 'layers'], message: `'${layer}' not in the spec's layers (${spec.layers.join(', ') || 'none'}): map the main model's layer names to the compared model's` });
-    }
-  }
   const targets = Object.values(compare.layers);
   const twice = targets.find((t, k) => targets.indexOf(t) !== k);
   if (twice !== undefined) ctx.addIssue({ code: 'custom', path: ['compare', 'layers'], message: `two layers map to '${twice}'` });
@@ -192,11 +195,52 @@ export const ExperimentSpec = z.strictObject({
   }
 });
 
-export type ExperimentSpec = z.infer<typeof ExperimentSpec>;
+/** The spec as written: its layers may still be patterns, `@role`s and per-architecture alternatives. */
+export type DeclaredSpec = z.infer<typeof ExperimentSpec>;
+
+/**
+ * The spec every step reads: each layer a name of the model (resolve-layers.ts), each role one layer, compare:
+ * present only when it was written for this model.
+ */
+export type ExperimentSpec = Omit<DeclaredSpec, 'roles'> & { roles: Record<string, string> };
+
+/** Whether every layer the spec names is a plain name (nothing left for resolve-layers.ts to decide). */
+export function isResolved(spec: DeclaredSpec): spec is ExperimentSpec {
+  const symbolic = (name: string) => name.startsWith('@') || name.includes('*') || name === 'all';
+  return Object.values(spec.roles).every((r) => typeof r === 'string' && !symbolic(r))
+    && spec.layers.every((l) => !symbolic(l))
+    && Object.keys(spec.compare?.layers ?? {}).every((l) => !symbolic(l))
+    && (spec.featurevis?.choose ?? []).every((c) => !symbolic(c.layer))
+    && (spec.featurevis?.neurons ?? []).every((n) => !n.startsWith('@'));
+}
+
+/** Every place a resolved spec names a layer that is not analysed, as zod issues (path into the spec, message). */
+export function layerReferenceIssues(spec: ExperimentSpec): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const analysed = `(${spec.layers.join(', ') || 'none'})`;
+  for (const [role, layer] of Object.entries(spec.roles)) {
+    if (!spec.layers.includes(layer)) issues.push({ path: ['roles', role], message: `'${layer}' is not among the analysed layers ${analysed}` });
+  }
+  spec.patching.forEach((p, k) => {
+    const layer = p.layer.startsWith('@') ? spec.roles[p.layer.slice(1)] : p.layer;
+    if (layer === undefined) issues.push({ path: ['patching', k, 'layer'], message: `no role '${p.layer.slice(1)}' in the spec's roles` });
+    else if (!spec.layers.includes(layer)) issues.push({ path: ['patching', k, 'layer'], message: `'${layer}' is not among the analysed layers ${analysed}` });
+  });
+  spec.featurevis?.choose.forEach((c, k) => {
+    if (!spec.layers.includes(c.layer)) issues.push({ path: ['featurevis', 'choose', k, 'layer'], message: `'${c.layer}' is not among the analysed layers ${analysed}` });
+  });
+  for (const layer of Object.keys(spec.compare?.layers ?? {})) {
+    if (!spec.layers.includes(layer)) {
+      issues.push({ path: ['compare', 'layers'], message: `'${layer}' not in the spec's layers ${analysed}: map the main model's layer names to the compared model's` });
+    }
+  }
+  return issues;
+}
+
 export type AttackSpec = z.infer<typeof AttackSpec>;
 export type CompareSpec = z.infer<typeof CompareSpec>;
 
-export async function loadSpec(specPath: string): Promise<ExperimentSpec> {
+export async function loadSpec(specPath: string): Promise<DeclaredSpec> {
   let text: string;
   try {
     text = await readFile(specPath, 'utf8');
