@@ -198,6 +198,30 @@ describe('patching on tiny nets', () => {
     });
   });
 
+  it('with a held-out ranking, patches each image with its fold\'s order', async () => {
+    // Even images are in fold 0, whose order puts the planted channel 0 first; odd ones in fold 1, whose order starts
+    // with channel 5, which the logits ignore. Restoring the top 1 then recovers everything on even images and
+    // nothing on odd ones (every image counts: the attack moves channel 0 far on all of them).
+    const n = 24;
+    const clean = images(n, 41, (c, rr) => (c === 0 ? 0.6 + 0.3 * rr() : 0.1 + 0.4 * rr()));
+    const adversarial = images(n, 42, (c, rr) => (c === 0 ? 0.1 * rr() : 0)).map((d, k) => (k % PER < AREA ? d : clean[k]));
+    const m = await model(headNet([6, 0, 0, 0, 0, 0, 0, 0], 0));
+    const first = (c: number) => [c, ...[...Array(C).keys()].filter((x) => x !== c)];
+    const folds = [...Array(n).keys()].map((i) => i % 2);
+    const h = await patching({ model: m }, {
+      layer: 'mid', clean, adversarial, cleanClass: new Array(n).fill(0), ks: [1], draws: 1, seed: 4,
+      ranking: { from: 'planted folds', channels: first(0), heldOut: { folds, orders: [first(0), first(5)] } },
+    });
+    expect(h.images.every((im) => im.counted)).toBe(true);
+    expect(restoreAt(h, 'ranked', 1).recovery.mean!).toBeCloseTo(0.5, 5);
+    expect(injectAt(h, 'ranked', 1).drop.mean!).toBeCloseTo(0.5, 5);
+    expect(h.ranking.held_out).toEqual({ folds, orders: [first(0), first(5)] });
+    await expect(patching({ model: m }, {
+      layer: 'mid', clean, adversarial, cleanClass: new Array(n).fill(0), ks: [1], seed: 4,
+      ranking: { from: 'x', channels: first(0), heldOut: { folds: folds.map((f) => f + 1), orders: [first(0), first(5)] } },
+    })).rejects.toThrow(/fold 2 has no order/);
+  });
+
   it('targeted: with two classes the target lost is the recovery, and the target gained the drop', async () => {
     const r = await patching({ model: equalModel }, { layer: 'mid', clean, adversarial, cleanClass: new Array(N).fill(0), target: new Array(N).fill(1), ks: [2], draws: 2, seed: 4 });
     expect(r.targeted).toBe(true);
@@ -379,7 +403,7 @@ describe('atlas patch', () => {
     const r = await atlas(...args(out, '--k', '1', '--draws', '1', '--ranking', ranking));
     expect(r.code, r.stderr).toBe(0);
     const file = PatchingFile.parse(JSON.parse(await readFile(path.join(out, 'patching.json'), 'utf8')));
-    expect(file.ranking).toEqual({ from: 'given (ranking.json)', channels: order });
+    expect(file.ranking).toEqual({ from: 'given (ranking.json)', channels: order, held_out: null });
   });
 
   it('without results.json, takes each clean class from the model\'s clean top-1', async () => {
@@ -417,7 +441,7 @@ describe('atlas patch', () => {
     const r = await atlas(...args(out, '--k', '4', '--draws', '1', '--ranking', path.join(analysis, 'fragility.json')));
     expect(r.code, r.stderr).toBe(0);
     const file = PatchingFile.parse(JSON.parse(await readFile(path.join(out, 'patching.json'), 'utf8')));
-    expect(file.ranking).toEqual({ from: 'fragility effect (fragility.json)', channels: byEffect });
+    expect(file.ranking).toEqual({ from: 'fragility effect (fragility.json)', channels: byEffect, held_out: null });
     expectOneLineError(await atlas('patch', '--model', MODEL(), '--clean', attack, '--adversarial', attack, '--layer', 'features.14.conv.1', '--ranking', path.join(analysis, 'fragility.json'), '--out', out),
       /fragility\.json has no layer 'features\.14\.conv\.1' \(it has features\.17\.conv\.2\)/);
   });

@@ -47,7 +47,7 @@ export const InjectPoint = z.strictObject({
 export type InjectPoint = z.infer<typeof InjectPoint>;
 
 const curves = <P extends z.ZodType>(point: P) => z.strictObject({
-  /** the top k of the ranking, the same channels for every image */
+  /** the top k of the ranking: the same channels for every image, or with `ranking.held_out` its fold's order's */
   ranked: z.array(point),
   /** k channels drawn uniformly per image and draw; per image averaged over the draws before the interval */
   random: z.array(point),
@@ -94,6 +94,11 @@ export const PatchingResult = z.strictObject({
     from: z.string(),
     /** every channel once, most important first */
     channels: z.array(int().nonnegative()),
+    /**
+     * cross-fitting: image i was patched with orders[folds[i]], measured on the other folds' images only (null: every
+     * image with `channels`)
+     */
+    held_out: z.strictObject({ folds: z.array(int().nonnegative()), orders: z.array(z.array(int().nonnegative())) }).nullable(),
   }),
   images: z.array(PatchedImage),
   restore: curves(RestorePoint),

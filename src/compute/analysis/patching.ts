@@ -152,8 +152,11 @@ export interface PatchingOptions {
   target?: ArrayLike<number>;
   /** [N] names for the report (default image-<i>) */
   names?: readonly string[];
-  /** every channel once, most important first; default rankByChange over these images */
-  ranking?: { from: string; channels: readonly number[] };
+  /**
+   * every channel once, most important first; default rankByChange over these images. With `heldOut`, image i is
+   * patched with `orders[folds[i]]` instead (a ranking measured without it: analysis/held-out-ranking.ts)
+   */
+  ranking?: { from: string; channels: readonly number[]; heldOut?: { folds: readonly number[]; orders: readonly (readonly number[])[] } };
   /** set sizes in [0, C]; default defaultKs(C) */
   ks?: readonly number[];
   /** random sets per image and k */
@@ -206,6 +209,12 @@ export async function patching(classifier: Pick<Classifier, 'model'>, opts: Patc
     const ks = [...new Set(opts.ks ?? defaultKs(channels))].sort((a, b) => a - b);
     for (const k of ks) if (!(Number.isInteger(k) && k >= 0 && k <= channels)) throw new RangeError(`k = ${k} is out of range: layer ${patched.layer.name} has ${channels} channels, so k must be an integer in [0, ${channels}]`);
     if (opts.ranking) checkRanking(opts.ranking.channels, channels);
+    const heldOut = opts.ranking?.heldOut;
+    if (heldOut) {
+      if (heldOut.folds.length !== n) throw new RangeError(`held-out ranking: ${heldOut.folds.length} folds for ${n} images`);
+      for (const f of heldOut.folds) if (!(Number.isInteger(f) && f >= 0 && f < heldOut.orders.length)) throw new RangeError(`held-out ranking: fold ${f} has no order (there are ${heldOut.orders.length})`);
+      for (const order of heldOut.orders) checkRanking(order, channels);
+    }
     const report = opts.onProgress ?? (() => {});
     const chunks = Math.ceil(n / batch);
     const total = chunks * (2 + MODES.length * ks.length * (2 + draws));
@@ -239,8 +248,9 @@ export async function patching(classifier: Pick<Classifier, 'model'>, opts: Patc
       means.adversarial.set(spatialMeans(a.activation, channels, area), start * channels);
     }
     const ranking = opts.ranking
-      ? { from: opts.ranking.from, channels: [...opts.ranking.channels] }
-      : { from: MEAN_ABS_CHANGE, channels: rankByChange(means.clean, means.adversarial, channels) };
+      ? { from: opts.ranking.from, channels: [...opts.ranking.channels], held_out: heldOut ? { folds: [...heldOut.folds], orders: heldOut.orders.map((o) => [...o]) } : null }
+      : { from: MEAN_ABS_CHANGE, channels: rankByChange(means.clean, means.adversarial, channels), held_out: null };
+    const orderOf = (image: number): readonly number[] => (heldOut ? heldOut.orders[heldOut.folds[image]] : ranking.channels);
 
     // p_clean and p_target per mode, selection, k and image; random ones summed over draws here, averaged below.
     const pc = new Map<string, Float64Array>();
@@ -281,8 +291,7 @@ export async function patching(classifier: Pick<Classifier, 'model'>, opts: Patc
               if (target) t[start + i] += weight * p[target[start + i]];
             }
           };
-          const top = ranking.channels.slice(0, k);
-          add(await run(() => top, 'ranked'), 'ranked', 1);
+          add(await run((i) => orderOf(i).slice(0, k), 'ranked'), 'ranked', 1);
           add(await run((i) => topChannels(means.clean.subarray(i * channels, (i + 1) * channels), k), 'most active'), 'active', 1);
           for (let d = 0; d < draws; d++) add(await run((i) => draw(k, d, i), `random ${d + 1}/${draws}`), 'random', 1 / draws);
         }
