@@ -56,7 +56,7 @@ describe('atlas grad', () => {
 
     const x = path.join(dir, 'x.npy');
     await writeNpy(x, Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => (i % 255) / 255), [1, 3, 224, 224]);
-    const r2 = await atlas('grad', '--model', MODEL(), '--input', x, '--objective', 'channel:features.14.conv.1:37+0.5*logit:388', '--out', out);
+    const r2 = await atlas('grad', '--model', MODEL(), '--input', x, '--objective', 'channel:features.14.conv.1:37+0.5*logit:388', '--out', out, '--force');
     expect(r2.code, r2.stderr).toBe(0);
     expect((await readNpy(out)).shape).toEqual([1, 3, 224, 224]);
   });
@@ -145,7 +145,7 @@ describe('atlas featurevis', () => {
     const args = ['featurevis', '--model', MODEL(), '--neuron', 'features.14.conv.1:37', 'features.17.conv.2:10:3:4', '--size', '48', '--steps', '4', '--copies', '2', '--diversity', '100', '--seed', '3'];
     const r = await atlas(...args, '--out', a);
     expect(r.code, r.stderr).toBe(0);
-    expect((await readdir(a)).sort()).toEqual(['curve.json', 'featurevis.json', 'features.14.conv.1_37_copy0.png', 'features.14.conv.1_37_copy1.png', 'features.17.conv.2_10_3_4_copy0.png', 'features.17.conv.2_10_3_4_copy1.png'].sort());
+    expect((await readdir(a)).sort()).toEqual(['curve.json', 'featurevis.json', 'features.14.conv.1_37_copy0.png', 'features.14.conv.1_37_copy1.png', 'features.17.conv.2_10_3_4_copy0.png', 'features.17.conv.2_10_3_4_copy1.png', 'atlas-output.json'].sort());
     const summary = JSON.parse(await readFile(path.join(a, 'featurevis.json'), 'utf8'));
     expect(summary.neurons).toHaveLength(4);
     const curve = JSON.parse(await readFile(path.join(a, 'curve.json'), 'utf8')) as number[][];

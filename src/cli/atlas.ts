@@ -45,9 +45,10 @@ program.command('grad')
   .requiredOption('--model <model>', 'ONNX model with its card beside it')
   .requiredOption('--input <files...>', 'one .npy [N,C,H,W] in [0,1], or image files')
   .requiredOption('--objective <spec>', 'ce:<labels> | logit:<k> | margin:<k> | channel:<layer>:<c> | neuron:<layer>:<c>:<y>:<x>, joined by + with optional w* weights')
-  .requiredOption('--out <file.npy>', 'where to write the gradient (float32)')
+  .requiredOption('--out <file.npy>', 'where to write the gradient (float32); its folder is created')
+  .option('--force', 'overwrite --out if it exists (never an input)')
   .addOption(epOption())
-  .action(async (o: { model: string; input: string[]; objective: string; out: string; ep?: ProviderChoice }) => grad(o));
+  .action(async (o: { model: string; input: string[]; objective: string; out: string; force?: boolean; ep?: ProviderChoice }) => grad(o));
 
 program.command('attack')
   .description('PGD (L∞ or L2) attack; writes clean, adversarial and perturbation PNGs and results.json')
@@ -64,7 +65,8 @@ program.command('attack')
   .option('--seed <n>', 'seed of the random start', '0')
   .option('--early-stop', 'stop a batch once every image in it has flipped (off by default, so runs are comparable)')
   .option('--batch <n>', "images per batch, or 'auto' to fit the provider's free memory", 'auto')
-  .requiredOption('--out <dir>', 'output directory (replaced atomically)')
+  .requiredOption('--out <dir>', 'output folder: new, empty, or (with --force) an earlier output of atlas attack; written atomically')
+  .option('--force', 'replace an earlier output of atlas attack at --out (never other files)')
   .addOption(epOption())
   .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
     const eps = parseNumber(String(o.eps), '--eps');
@@ -78,6 +80,7 @@ program.command('attack')
       labels: o.labels as string | undefined,
       target: o.target as string | undefined,
       out: String(o.out),
+      force: !!o.force,
       ep: o.ep as ProviderChoice | undefined,
       attack: {
         norm: o.norm as 'linf' | 'l2',
@@ -130,7 +133,8 @@ program.command('featurevis')
   .option('--no-decorrelate', 'optimise RGB directly instead of decorrelated colour')
   .option('--copies <n>', 'images per neuron (in the same batch)', '1')
   .option('--diversity <w>', "weight of Lucent's diversity term between copies of a neuron (Lucent's notebooks: 100)", '0')
-  .requiredOption('--out <dir>', 'output directory (replaced atomically)')
+  .requiredOption('--out <dir>', 'output folder: new, empty, or (with --force) an earlier output of atlas featurevis; written atomically')
+  .option('--force', 'replace an earlier output of atlas featurevis at --out (never other files)')
   .addOption(epOption())
   .action(async (o: FeaturevisOptions & { ep?: ProviderChoice }) => featurevis(o));
 

@@ -1,6 +1,8 @@
 import { loadClassifierOn } from '../provider.ts';
 import { readNpy, toFloat32, writeNpy } from '../../compute/io/npy.ts';
 import { loadImage } from '../../compute/io/image.ts';
+import { claimOutputFile } from '../../compute/io/output-dir.ts';
+import { cardPathFor } from '../../compute/model/model-card.ts';
 import { usesLabels } from '../../compute/autodiff/objectives.ts';
 import { labelFromFilename } from '../../compute/model/classes.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
@@ -13,6 +15,8 @@ export interface GradOptions {
   input: string[];
   objective: string;
   out: string;
+  /** overwrite an existing --out file */
+  force?: boolean;
 }
 
 /** Load pixels [N,C,H,W] in [0,1] from one .npy or from image files (preprocessed as the model card says). */
@@ -36,6 +40,7 @@ export async function loadPixels(files: readonly string[], dims: readonly [numbe
 
 export async function grad(opts: GradOptions): Promise<void> {
   if (!opts.out.endsWith('.npy')) throw new Error(`--out must name a .npy file, got '${opts.out}'`);
+  await claimOutputFile(opts.out, { inputs: [opts.model, cardPathFor(opts.model), ...opts.input], force: opts.force });
   const classifier = await loadClassifierOn(opts.model, opts.ep);
   const { objective, labels: inline } = parseObjective(opts.objective, classifier.classes);
   const x = await loadPixels(opts.input, classifier.inputDims, classifier.preprocess);
