@@ -14,6 +14,7 @@ import { inspect } from './commands/inspect.ts';
 import { patch, type PatchCliOptions } from './commands/patch.ts';
 import { providers } from './commands/providers.ts';
 import { parseInteger, parseNumber } from './parse.ts';
+import { budgetProblems } from '../compute/attacks/attack-params.ts';
 
 type ComputeFlags = Omit<ComputeOptions, 'spec' | 'kinds'>;
 
@@ -56,7 +57,7 @@ program.command('attack')
   .option('--images <paths...>', 'image files or directories (labels from WordNet ids in file names, or --labels)')
   .option('--input <x.npy>', 'pixels [N,C,H,W] in [0,1] as .npy')
   .option('--labels <classes>', 'comma-separated true classes (index, WordNet id or name), one per image or one for all')
-  .option('--eps <eps>', 'perturbation budget in [0,1] pixel units', '4/255')
+  .option('--eps <eps>', 'perturbation budget in pixel units: L∞ in [0,1], L2 in [0,50]', '4/255')
   .option('--alpha <alpha>', 'step size', '1/255')
   .option('--steps <n>', 'PGD steps (1 with --alpha = --eps is FGSM)', '10')
   .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
@@ -69,10 +70,12 @@ program.command('attack')
   .option('--force', 'replace an earlier output of atlas attack at --out (never other files)')
   .addOption(epOption())
   .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+    const norm = o.norm as 'linf' | 'l2';
     const eps = parseNumber(String(o.eps), '--eps');
-    if (eps < 0 || eps > 1) throw new Error(`--eps must lie in [0,1] (pixel units), got ${o.eps}`);
     const alpha = parseNumber(String(o.alpha), '--alpha');
-    if (!(alpha > 0)) throw new Error(`--alpha must be positive, got ${o.alpha}`);
+    const steps = parseInteger(String(o.steps), '--steps');
+    const [problem] = budgetProblems({ norm, eps, alpha, steps });
+    if (problem) throw new Error(`atlas attack --${problem.field}: ${problem.message}`);
     await attack({
       model: String(o.model),
       images: o.images as string[] | undefined,
@@ -83,10 +86,10 @@ program.command('attack')
       force: !!o.force,
       ep: o.ep as ProviderChoice | undefined,
       attack: {
-        norm: o.norm as 'linf' | 'l2',
+        norm,
         eps,
         alpha,
-        steps: parseInteger(String(o.steps), '--steps'),
+        steps,
         randomStart: !!o.randomStart,
         seed: parseInteger(String(o.seed), '--seed'),
         earlyStop: !!o.earlyStop,

@@ -1,7 +1,9 @@
+import os from 'node:os';
 import path from 'node:path';
 import { loadClassifierOn } from '../provider.ts';
 import { neuronFileStem, parseNeuron } from '../../compute/featurevis/neuron-id.ts';
 import { deviceRenderNeurons, renderProgram } from '../../compute/featurevis/device-render.ts';
+import { maxRenderSize, renderBytes } from '../../compute/featurevis/render-memory.ts';
 import { renderSetup, type NeuronTarget, type RenderOptions } from '../../compute/featurevis/render.ts';
 import { toPng } from '../../compute/io/image.ts';
 import { OutputDir } from '../../compute/io/output-dir.ts';
@@ -40,6 +42,11 @@ export async function featurevis(opts: FeaturevisOptions): Promise<void> {
     }
   }).flatMap((t) => Array.from({ length: copies }, () => t));
   const size = parseInteger(opts.size, '--size', 8);
+  const largest = maxRenderSize(targets.length);
+  if (size > largest) {
+    const gib = (b: number) => `${(b / 2 ** 30).toFixed(b < 2 ** 30 ? 2 : 0)} GiB`;
+    throw new Error(`--size ${size}: ${targets.length} image(s) of ${size}×${size} px need about ${gib(renderBytes(targets.length, size))} while rendering; this machine's ${gib(os.totalmem())} hold at most --size ${largest} for ${targets.length} image(s)`);
+  }
   const steps = parseInteger(opts.steps, '--steps', 1);
   const seed = parseInteger(opts.seed, '--seed');
   const render: RenderOptions = { size, steps, seed, param: opts.param, decorrelate: opts.decorrelate, diversity: weight };

@@ -11,6 +11,7 @@ import type { ProviderChoice } from '../runtime/execution-provider.ts';
 import { cacheDir, dataDir as configuredDataDir, providerChoice, unknownVariableNotice, unknownVariables } from '../../config.ts';
 import type { ExecutionProvider, SessionOptions } from '../runtime/session.ts';
 import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
+import { checkSpecNames } from './spec-model-check.ts';
 import { loadSpec, type ExperimentSpec } from './spec.ts';
 import { changedPaths, planKeys } from './plan.ts';
 import type { Step } from './step.ts';
@@ -148,6 +149,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
     planned.push({ id: step.id, kind: step.kind, key, reason, run: reason !== 'cached', step, record, entry: found.status === 'hit' ? found.entry : undefined });
   }
+  // Names are checked against the model only when something is to run: a cached build never loads it.
+  if (planned.some((p) => p.run)) checkSpecNames(spec, (await env.classifier()).model.layers, opts.specPath);
   reporter.plan?.(planned);
 
   const outcomes: StepOutcome[] = [];
