@@ -45,7 +45,7 @@ export async function loadImage(path: string, { resize, crop }: Preprocess): Pro
  * transparent pixels, as PIL's `.convert('RGB')` (what torchvision users load images with) does; resizing it with
  * its alpha would premultiply, and fully transparent pixels would come out black.
  */
-async function source(path: string, hasAlpha: boolean): Promise<sharp.Sharp> {
+async function source(path: string, hasAlpha: boolean): Promise<ReturnType<typeof sharp>> {
   if (!hasAlpha) return sharp(path);
   const { data, info } = await sharp(path).autoOrient().removeAlpha().raw().toBuffer({ resolveWithObject: true });
   return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
