@@ -149,7 +149,8 @@ describe('atlas attack', () => {
 
   it('fails in one line, leaving nothing behind, on bad input', async () => {
     const dir = await tmp();
-    const out = path.join(dir, 'out');
+    // In a folder that does not exist yet: it is not left behind either.
+    const out = path.join(dir, 'new', 'out');
     const notImage = path.join(dir, 'n02441942.jpg');
     await writeFile(notImage, 'this is not a JPEG');
     expectOneLineError(await atlas('attack', '--model', MODEL(), '--images', notImage, '--out', out), /cannot read image .*n02441942\.jpg/);

@@ -122,6 +122,25 @@ describe('atlas attack/featurevis --out refuses what it did not write', () => {
   }, 120_000);
 });
 
+describe('atlas analyse/patch --out add their own files and overwrite only their own', () => {
+  it('refuses a polysemantic.json, fragility.json or patching.json they did not write, before reading anything', async () => {
+    const dir = await userFolder();
+    const missing = path.join(dir, 'missing.onnx');
+    for (const name of ['polysemantic.json', 'fragility.json']) {
+      const out = await tmp();
+      await writeFile(path.join(out, name), '{"mine": true}');
+      expectOneLineError(await atlas('analyse', '--model', missing, '--reference', dir, '--layer', 'features.17.conv.2', '--out', out),
+        new RegExp(`--out .* already has a ${name.replace('.', '\\.')} that atlas analyse did not write`));
+      expect(await readFile(path.join(out, name), 'utf8')).toBe('{"mine": true}');
+    }
+    const out = await tmp();
+    await writeFile(path.join(out, 'patching.json'), '[]');
+    expectOneLineError(await atlas('patch', '--model', missing, '--clean', dir, '--adversarial', dir, '--layer', 'features.17.conv.2', '--out', out),
+      /--out .* already has a patching\.json that atlas patch did not write/);
+    expect(await readFile(path.join(out, 'patching.json'), 'utf8')).toBe('[]');
+  });
+});
+
 describe('OutputDir', () => {
   it('writes nothing over files that appear while the command computes', async () => {
     const dir = await tmp();

@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { loadClassifierOn } from '../provider.ts';
 import { readNpy, toFloat32, writeNpy } from '../../compute/io/npy.ts';
 import { loadImage } from '../../compute/io/image.ts';
@@ -55,6 +57,7 @@ export async function grad(opts: GradOptions): Promise<void> {
     }
   }
   const r = await classifier.model.gradient(x, objective, labels);
+  await mkdir(path.dirname(opts.out), { recursive: true });
   await writeNpy(opts.out, Float32Array.from(r.grad), [n, ...classifier.inputDims]);
   const values = Array.from(r.objective, (v) => v.toPrecision(6)).join(', ');
   process.stderr.write(`objective per image: ${values}\nwrote ${opts.out} [${n},${classifier.inputDims.join(',')}]\n`);

@@ -33,25 +33,30 @@ export class OutputDir {
   readonly dir: string;
   private readonly staging: string;
   private readonly claimed: OutputClaim;
+  /** the outermost folder the claim created for `dir`'s parent, if any: removed again if nothing is written */
+  private readonly created: string | undefined;
 
-  private constructor(dir: string, staging: string, claimed: OutputClaim) {
+  private constructor(dir: string, staging: string, claimed: OutputClaim, created: string | undefined) {
     this.dir = dir;
     this.staging = staging;
     this.claimed = claimed;
+    this.created = created;
   }
 
   /** Check `dir` as a place for this command's output and reserve a staging folder beside it; throws one line. */
   static async claim(dir: string, claim: OutputClaim): Promise<OutputDir> {
     const out = path.resolve(dir);
     await inspect(out, claim);
-    await makeParent(out, claim);
+    await checkWritable(out, claim);
+    let created: string | undefined;
     let staging: string;
     try {
+      created = await mkdir(path.dirname(out), { recursive: true });
       staging = await mkdtemp(`${out}.partial-`);
     } catch (err) {
       throw cannotWrite(out, err, claim);
     }
-    return new OutputDir(out, staging, claim);
+    return new OutputDir(out, staging, claim, created);
   }
 
   /** Write the files and move them into place as one folder, with the manifest that marks it as this command's. */
@@ -72,9 +77,13 @@ export class OutputDir {
     }
   }
 
-  /** Remove the staging folder (only ever holding what this run wrote). */
+  /** Remove the staging folder (only ever holding what this run wrote), and the empty folders the claim made. */
   async abandon(): Promise<void> {
     await rm(this.staging, { recursive: true, force: true });
+    if (this.created === undefined) return;
+    for (let d = path.dirname(this.dir); d.length >= this.created.length; d = path.dirname(d)) {
+      if (!(await rmdir(d).then(() => true, () => false))) break; // not empty: someone else's now
+    }
   }
 }
 
@@ -91,12 +100,24 @@ export async function claimOutputFile(file: string, claim: Omit<OutputClaim, 'co
     if (await samePath(input, out)) throw new Error(`${flag} ${file} is one of the inputs; atlas never overwrites its inputs`);
   }
   if (info && !claim.force) throw new Error(`${flag} ${file} already exists; give --force to overwrite it, or name a new file`);
-  await makeParent(out, { ...claim, command: '' });
-  try {
-    await access(path.dirname(out), constants.W_OK);
-  } catch (err) {
-    throw cannotWrite(out, err, { ...claim, command: '' });
+  await checkWritable(out, { ...claim, command: '' });
+}
+
+/**
+ * Check `dir` as the folder a command adds its own named files to, leaving every other file there alone: each name
+ * it will write or remove must be absent or an earlier output of the command, which `ours` recognises by its bytes.
+ * The folder is created and must be writable. Throws one line.
+ */
+export async function claimNamedFiles(dir: string, names: readonly string[], claim: { command: string; ours: (name: string, bytes: Uint8Array) => boolean; flag?: string }): Promise<void> {
+  const out = path.resolve(dir);
+  const flag = claim.flag ?? '--out';
+  const info = await stat(out).catch(() => undefined);
+  if (info && !info.isDirectory()) throw new Error(`${flag} ${dir} is an existing file; name a folder`);
+  for (const name of names) {
+    const bytes = await readFile(path.join(out, name)).catch(() => undefined);
+    if (bytes && !claim.ours(name, bytes)) throw new Error(`${flag} ${dir} already has a ${name} that atlas ${claim.command} did not write; move it or name another folder`);
   }
+  await checkWritable(path.join(out, names[0] ?? 'x'), { command: claim.command, inputs: [], flag });
 }
 
 async function inspect(out: string, claim: OutputClaim): Promise<Existing> {
@@ -145,12 +166,20 @@ async function removeListed(dir: string, files: readonly string[], claim: Output
   }
 }
 
-async function makeParent(out: string, claim: OutputClaim): Promise<void> {
-  const parent = path.dirname(out);
-  const info = await stat(parent).catch(() => undefined);
-  if (info && !info.isDirectory()) throw new Error(`${claim.flag ?? '--out'} ${out}: ${parent} is a file, not a folder`);
+/**
+ * Whether `out` can be created: its nearest existing ancestor is a folder this process may write in. Nothing is created
+ * here, so a command refused later leaves no folder behind.
+ */
+async function checkWritable(out: string, claim: OutputClaim): Promise<void> {
+  let at = path.dirname(out);
+  let info = await stat(at).catch(() => undefined);
+  while (!info && path.dirname(at) !== at) {
+    at = path.dirname(at);
+    info = await stat(at).catch(() => undefined);
+  }
+  if (info && !info.isDirectory()) throw new Error(`cannot write ${claim.flag ?? '--out'} ${out}: ${at} is a file, not a folder`);
   try {
-    await mkdir(parent, { recursive: true });
+    await access(at, constants.W_OK);
   } catch (err) {
     throw cannotWrite(out, err, claim);
   }
