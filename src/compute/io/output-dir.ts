@@ -89,7 +89,8 @@ export class OutputDir {
 
 /**
  * Check `file` as the place for a command's single output file: not a folder, not one of the inputs, and not an
- * existing file unless forced; its folder is created, and must be writable. Throws one line.
+ * existing file unless forced; its folder may be missing (the command makes it when it writes) but must be creatable.
+ * Throws one line.
  */
 export async function claimOutputFile(file: string, claim: Omit<OutputClaim, 'command'>): Promise<void> {
   const out = path.resolve(file);
@@ -106,7 +107,7 @@ export async function claimOutputFile(file: string, claim: Omit<OutputClaim, 'co
 /**
  * Check `dir` as the folder a command adds its own named files to, leaving every other file there alone: each name
  * it will write or remove must be absent or an earlier output of the command, which `ours` recognises by its bytes.
- * The folder is created and must be writable. Throws one line.
+ * The folder may be missing (the command makes it when it writes) but must be creatable. Throws one line.
  */
 export async function claimNamedFiles(dir: string, names: readonly string[], claim: { command: string; ours: (name: string, bytes: Uint8Array) => boolean; flag?: string }): Promise<void> {
   const out = path.resolve(dir);
