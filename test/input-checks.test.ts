@@ -60,6 +60,13 @@ describe('names checked against the model when the plan is made', () => {
   }, 60_000);
 });
 
+describe('featurevis sizes the memory cannot hold', () => {
+  it('a dry run refuses a spec\'s featurevis.size, stating the largest', async () => {
+    await expect(dryRun(`${SPEC}featurevis: { neurons: [features.17.conv.2:1], size: 100000, steps: 1 }\n`))
+      .rejects.toThrow(/featurevis\.size 100000: 1 image\(s\) of 100000×100000 px at a time need about \d+ GiB while rendering; this machine's memory holds at most size \d+$/);
+  });
+});
+
 describe('did you mean', () => {
   it('offers the layers nearest a typo, not the first ones of the list', () => {
     const layers: Layer[] = ['features.0', 'features.1', 'features.2', 'features.3', 'features.4', 'features.5', 'features.6', 'features.7', 'features.8', 'features.16.conv.2']
