@@ -51,6 +51,13 @@ const REFERENCE_DOWN = [...ACTIVATIONS_DOWN, 'featurevis'];
 
 let p: TestProject;
 
+/** labels files (written in every image folder) whose one entry differs from labels.json: folder, file, changed fields */
+const LABEL_EDITS: Record<string, [string, string, Record<string, string>]> = {
+  'labels-author.json': ['two', `${WEASEL}.jpg`, { author: 'A. Photographer' }],
+  'labels-licence.json': ['two', `${PANDA}.jpg`, { license: 'https://creativecommons.org/licenses/by/2.0/' }],
+  'labels-ref-licence.json': ['ref', `${PANDA}.jpg`, { license: 'https://creativecommons.org/licenses/by/2.0/' }],
+};
+
 async function replanned(spec: string): Promise<string[]> {
   await writeFile(p.spec, spec);
   const plan = await runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache, dryRun: true });
@@ -83,7 +90,15 @@ beforeAll(async () => {
       await copyFile(shared('images', 'imagenet-samples', `${wnid}.jpg`), path.join(images, ref, `${wnid}.jpg`));
       labels.push({ index, wnid, file: `${wnid}.jpg` });
     }
-    for (const f of ['labels.json', 'labels-copy.json']) await writeFile(path.join(images, ref, f), JSON.stringify(labels));
+    for (const f of ['labels.json', 'labels-copy.json', ...Object.keys(LABEL_EDITS)]) await writeFile(path.join(images, ref, f), JSON.stringify(labels));
+  }
+  // labels.json with one field of one entry changed (a spec's images.labels names the file in every folder it reads).
+  const two = JSON.parse(await readFile(path.join(images, 'two', 'labels.json'), 'utf8')) as { file: string }[];
+  for (const [f, [folder, file, field]] of Object.entries(LABEL_EDITS)) {
+    const base = JSON.parse(await readFile(path.join(images, folder, 'labels.json'), 'utf8')) as { file: string }[];
+    const edited = base.map((e) => (e.file === file ? { ...e, ...field } : e));
+    await writeFile(path.join(images, folder, f), JSON.stringify(edited));
+    if (folder !== 'two') await writeFile(path.join(images, 'two', f), JSON.stringify(two));
   }
   const first = await runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache });
   expect(first.steps.map((s) => s.id).sort()).toEqual([...ALL].sort());
@@ -105,6 +120,12 @@ describe('cache keys follow the step graph', () => {
       ['weasel_to_truck', 'weasel_to_truck_eps0', 'panda_untargeted', 'neurons_weasel_to_truck', 'neurons_panda_untargeted',
         'int8/weasel_to_truck', 'int8/panda_untargeted', 'int8/neurons_weasel_to_truck', 'int8/neurons_panda_untargeted', 'comparison']],
     ['images.labels (a copy with the same labels)', { images: 'images: { folder: images/two, labels: labels-copy.json }' }, []],
+    // Every labels.json field an attack copies into its results (credits, licences) is part of its key: withdrawing a
+    // licence must reach the article without --force.
+    ['labels.json: an attacked photo\'s author', { images: 'images: { folder: images/two, labels: labels-author.json }' }, WEASEL_ATTACK],
+    ['labels.json: an attacked photo\'s licence', { images: 'images: { folder: images/two, labels: labels-licence.json }' },
+      ['panda_untargeted', 'neurons_panda_untargeted', 'int8/panda_untargeted', 'int8/neurons_panda_untargeted', 'comparison']],
+    ['labels.json: a reference photo\'s licence', { images: 'images: { folder: images/two, labels: labels-ref-licence.json }' }, ['atlas']],
     ['attack eps', { weasel: BASE.weasel.replace('eps: 4/255', 'eps: 8/255') }, WEASEL_ATTACK],
     ['attack alpha', { weasel: BASE.weasel.replace('alpha: 1/255', 'alpha: 2/255') }, WEASEL_ATTACK],
     ['attack steps', { weasel: BASE.weasel.replace('steps: 1', 'steps: 2') }, WEASEL_ATTACK],

@@ -41,6 +41,29 @@ describe('atlas inspect', () => {
     await copyFile(MODEL(), path.join(dir, 'nocard.onnx'));
     expectOneLineError(await atlas('inspect', path.join(dir, 'nocard.onnx')), /model card not found/);
   });
+
+  it('says what is wrong with the model itself, in one line', async () => {
+    const dir = await tmp();
+    const card = JSON.parse(await readFile(shared('models', 'mobilenetv2.json'), 'utf8'));
+    const classes = path.resolve(path.dirname(MODEL()), card.classes);
+    const withCard = async (name: string, c: object) => writeFile(path.join(dir, `${name}.json`), JSON.stringify({ ...card, classes, ...c }));
+    // A missing model is a missing model, even when its card is missing too.
+    expectOneLineError(await atlas('inspect', path.join(dir, 'missing.onnx')), /^atlas: error: model file not found: .*missing\.onnx$/);
+    await writeFile(path.join(dir, 'random.onnx'), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 251)));
+    await withCard('random', {});
+    expectOneLineError(await atlas('inspect', path.join(dir, 'random.onnx')), /^atlas: error: not an ONNX model: .*random\.onnx$/);
+    await copyFile(MODEL(), path.join(dir, 'wide.onnx'));
+    await withCard('wide', { input: { ...card.input, shape: ['N', 3, 299, 299] } });
+    expectOneLineError(await atlas('inspect', path.join(dir, 'wide.onnx')), /wide\.onnx: input 'input' is \[.+,3,224,224\], but input\.shape in its model card is \[N,3,299,299\]; correct the card$/);
+    // A model whose output is a feature map, not class scores.
+    const { tinyModel, FLOAT } = await import('./helpers/tiny-net.ts');
+    await writeFile(path.join(dir, 'map.onnx'), tinyModel(FLOAT, [3, 8, 8], (net, x) => net.b.op('Conv', [x, net.weight('w', [5, 3, 1, 1])])));
+    await writeFile(path.join(dir, 'map.json'), JSON.stringify({
+      input: { name: 'x', shape: ['N', 3, 8, 8], range: 'unit' }, output: { name: (await import('../src/compute/onnx/graph.ts')).Graph.decode(await readFile(path.join(dir, 'map.onnx'))).outputs[0].name },
+      classes: Array.from({ length: 5 }, (_, i) => ({ index: i, wnid: `n0000000${i}`, name: `c${i}` })),
+    }));
+    expectOneLineError(await atlas('inspect', path.join(dir, 'map.onnx')), /the model's output must be class scores \[N, K\]: .*map\.onnx's output '.+' is \[N,5,8,8\]$/);
+  });
 });
 
 describe('atlas grad', () => {
@@ -56,7 +79,7 @@ describe('atlas grad', () => {
 
     const x = path.join(dir, 'x.npy');
     await writeNpy(x, Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => (i % 255) / 255), [1, 3, 224, 224]);
-    const r2 = await atlas('grad', '--model', MODEL(), '--input', x, '--objective', 'channel:features.14.conv.1:37+0.5*logit:388', '--out', out);
+    const r2 = await atlas('grad', '--model', MODEL(), '--input', x, '--objective', 'channel:features.14.conv.1:37+0.5*logit:388', '--out', out, '--force');
     expect(r2.code, r2.stderr).toBe(0);
     expect((await readNpy(out)).shape).toEqual([1, 3, 224, 224]);
   });
@@ -126,14 +149,15 @@ describe('atlas attack', () => {
 
   it('fails in one line, leaving nothing behind, on bad input', async () => {
     const dir = await tmp();
-    const out = path.join(dir, 'out');
+    // In a folder that does not exist yet: it is not left behind either.
+    const out = path.join(dir, 'new', 'out');
     const notImage = path.join(dir, 'n02441942.jpg');
     await writeFile(notImage, 'this is not a JPEG');
     expectOneLineError(await atlas('attack', '--model', MODEL(), '--images', notImage, '--out', out), /cannot read image .*n02441942\.jpg/);
     expectOneLineError(await atlas('attack', '--model', MODEL(), '--images', photo(WEASEL), '--eps', 'four', '--out', out), /--eps must be a number/);
     expectOneLineError(await atlas('attack', '--model', MODEL(), '--images', photo(WEASEL), '--target', '1000', '--out', out), /out of range/);
     expectOneLineError(await atlas('attack', '--model', MODEL(), '--images', photo(WEASEL), '--labels', '5000', '--out', out), /out of range/);
-    expectOneLineError(await atlas('attack', '--model', path.join(dir, 'missing.onnx'), '--images', photo(WEASEL), '--out', out), /model card not found/);
+    expectOneLineError(await atlas('attack', '--model', path.join(dir, 'missing.onnx'), '--images', photo(WEASEL), '--out', out), /model file not found/);
     expectOneLineError(await atlas('attack', '--model', MODEL(), '--images', path.join(dir, 'nothing-here'), '--out', out), /cannot read image/);
     expect(await readdir(dir)).toEqual(['n02441942.jpg']);
   });
@@ -145,7 +169,7 @@ describe('atlas featurevis', () => {
     const args = ['featurevis', '--model', MODEL(), '--neuron', 'features.14.conv.1:37', 'features.17.conv.2:10:3:4', '--size', '48', '--steps', '4', '--copies', '2', '--diversity', '100', '--seed', '3'];
     const r = await atlas(...args, '--out', a);
     expect(r.code, r.stderr).toBe(0);
-    expect((await readdir(a)).sort()).toEqual(['curve.json', 'featurevis.json', 'features.14.conv.1_37_copy0.png', 'features.14.conv.1_37_copy1.png', 'features.17.conv.2_10_3_4_copy0.png', 'features.17.conv.2_10_3_4_copy1.png'].sort());
+    expect((await readdir(a)).sort()).toEqual(['curve.json', 'featurevis.json', 'features.14.conv.1_37_copy0.png', 'features.14.conv.1_37_copy1.png', 'features.17.conv.2_10_3_4_copy0.png', 'features.17.conv.2_10_3_4_copy1.png', 'atlas-output.json'].sort());
     const summary = JSON.parse(await readFile(path.join(a, 'featurevis.json'), 'utf8'));
     expect(summary.neurons).toHaveLength(4);
     const curve = JSON.parse(await readFile(path.join(a, 'curve.json'), 'utf8')) as number[][];

@@ -99,6 +99,22 @@ describe('cache store under concurrent writers', () => {
     expect(['"a"', '"b"', '"c"']).toContain(await readFile(path.join(root, 'attack', 'abc', 'out.json'), 'utf8'));
     expect(await leftovers(root)).toEqual([]);
   });
+
+  it('two processes putting the same entry 300 times each: no put fails, no lookup after a put misses', async () => {
+    const root = await tmp();
+    const runs = await Promise.all([0, 1].map(() => node(`
+      const store = new CacheStore(process.argv[1]);
+      const files = new Map([['out.json', new TextEncoder().encode('{"same":true}')], ['x.bin', new Uint8Array(4096).fill(7)]]);
+      let failures = 0, misses = 0;
+      for (let i = 0; i < 300; i++) {
+        try { await store.put('attack', 'same', { n: 1 }, files); } catch { failures++; continue; }
+        if ((await store.lookup('attack', 'same')).status !== 'hit') misses++;
+      }
+      console.log(JSON.stringify({ failures, misses }));
+    `, root)));
+    expect(runs.map((r) => JSON.parse(r.stdout))).toEqual([{ failures: 0, misses: 0 }, { failures: 0, misses: 0 }]);
+    expect(await leftovers(root)).toEqual([]);
+  }, 120_000);
 });
 
 describe('two atlas compute at once on one cache', () => {

@@ -7,6 +7,7 @@ import { loadImage, perturbationPng, toPng } from '../src/compute/io/image.ts';
 import { encodeNpy, parseNpy, readNpy, writeNpy } from '../src/compute/io/npy.ts';
 import { loadModelCard } from '../src/compute/model/model-card.ts';
 import { labelFromFilename } from '../src/compute/model/classes.ts';
+import { loadImageSet } from '../src/compute/pipeline/data.ts';
 import { shared } from './helpers/shared.ts';
 
 const tmp = () => mkdtemp(path.join(os.tmpdir(), 'atlas-io-'));
@@ -89,6 +90,21 @@ describe('images', () => {
     }
   });
 
+  it('drops an alpha channel the way PIL\'s convert(\'RGB\') does: transparent pixels keep their colour', async () => {
+    const dir = await tmp();
+    // Left half fully transparent, right half opaque, one colour everywhere: whatever the resize, every pixel is that colour.
+    const w = 64;
+    const raw = Buffer.alloc(w * w * 4);
+    for (let p = 0; p < w * w; p++) raw.set([200, 100, 50, p % w < w / 2 ? 0 : 255], p * 4);
+    const file = path.join(dir, 'alpha.png');
+    await sharp(raw, { raw: { width: w, height: w, channels: 4 } }).png().toFile(file);
+    for (const [resize, crop] of [[64, 64], [32, 32], [48, 40]]) {
+      const chw = await loadImage(file, { resize, crop });
+      const n = crop * crop;
+      for (let p = 0; p < n; p += 7) expect([chw[p], chw[n + p], chw[2 * n + p]].map((v) => Math.round(v * 255)), `${resize}/${crop} pixel ${p}`).toEqual([200, 100, 50]);
+    }
+  });
+
   it('names the file when it is missing or not an image', async () => {
     const dir = await tmp();
     const bad = path.join(dir, 'photo.jpg');
@@ -132,5 +148,23 @@ describe('model cards', () => {
     await expect(loadModelCard(model)).rejects.toThrow(/input\.mean/);
     await writeFile(path.join(dir, 'm.json'), JSON.stringify({ ...good, classes: 'nowhere.json' }));
     await expect(loadModelCard(model)).rejects.toThrow(/cannot read its class list/);
+  });
+});
+
+describe('labels.json', () => {
+  it('decodes HTML entities in credits once, where labels are read', async () => {
+    const dir = await tmp();
+    await writeFile(path.join(dir, 'a.jpg'), '');
+    const entry = { file: 'a.jpg', index: 1, author: 'Brian O&#x27;Neil &amp; &quot;Friends&quot;', title: 'caf&eacute; &#39;ok&#39;', note: 'Ag\\303\\252ncia', source_url: 'https://x/?a=1&amp;b=2' };
+    await writeFile(path.join(dir, 'labels.json'), JSON.stringify([entry]));
+    const [im] = await loadImageSet('.', 'labels.json', dir);
+    expect(im.meta).toEqual({ author: 'Brian O\'Neil & "Friends"', title: 'café \'ok\'', note: 'Agência', source_url: 'https://x/?a=1&b=2' });
+  });
+
+  it('names a listed file that is missing, and the labels.json that lists it', async () => {
+    const dir = await tmp();
+    await writeFile(path.join(dir, 'a.jpg'), '');
+    await writeFile(path.join(dir, 'labels.json'), JSON.stringify([{ file: 'a.jpg', index: 1 }, { file: 'gone.jpg', index: 2 }]));
+    await expect(loadImageSet('.', 'labels.json', dir)).rejects.toThrow(/labels\.json lists gone\.jpg, which is not in /);
   });
 });

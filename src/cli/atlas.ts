@@ -14,6 +14,7 @@ import { inspect } from './commands/inspect.ts';
 import { patch, type PatchCliOptions } from './commands/patch.ts';
 import { providers } from './commands/providers.ts';
 import { parseInteger, parseNumber } from './parse.ts';
+import { budgetProblems } from '../compute/attacks/attack-params.ts';
 
 type ComputeFlags = Omit<ComputeOptions, 'spec' | 'kinds'>;
 
@@ -45,9 +46,10 @@ program.command('grad')
   .requiredOption('--model <model>', 'ONNX model with its card beside it')
   .requiredOption('--input <files...>', 'one .npy [N,C,H,W] in [0,1], or image files')
   .requiredOption('--objective <spec>', 'ce:<labels> | logit:<k> | margin:<k> | channel:<layer>:<c> | neuron:<layer>:<c>:<y>:<x>, joined by + with optional w* weights')
-  .requiredOption('--out <file.npy>', 'where to write the gradient (float32)')
+  .requiredOption('--out <file.npy>', 'where to write the gradient (float32); its folder is created')
+  .option('--force', 'overwrite --out if it exists (never an input)')
   .addOption(epOption())
-  .action(async (o: { model: string; input: string[]; objective: string; out: string; ep?: ProviderChoice }) => grad(o));
+  .action(async (o: { model: string; input: string[]; objective: string; out: string; force?: boolean; ep?: ProviderChoice }) => grad(o));
 
 program.command('attack')
   .description('PGD (L∞ or L2) attack; writes clean, adversarial and perturbation PNGs and results.json')
@@ -55,7 +57,7 @@ program.command('attack')
   .option('--images <paths...>', 'image files or directories (labels from WordNet ids in file names, or --labels)')
   .option('--input <x.npy>', 'pixels [N,C,H,W] in [0,1] as .npy')
   .option('--labels <classes>', 'comma-separated true classes (index, WordNet id or name), one per image or one for all')
-  .option('--eps <eps>', 'perturbation budget in [0,1] pixel units', '4/255')
+  .option('--eps <eps>', 'perturbation budget in pixel units: L∞ in [0,1], L2 in [0,50]', '4/255')
   .option('--alpha <alpha>', 'step size', '1/255')
   .option('--steps <n>', 'PGD steps (1 with --alpha = --eps is FGSM)', '10')
   .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
@@ -64,13 +66,16 @@ program.command('attack')
   .option('--seed <n>', 'seed of the random start', '0')
   .option('--early-stop', 'stop a batch once every image in it has flipped (off by default, so runs are comparable)')
   .option('--batch <n>', "images per batch, or 'auto' to fit the provider's free memory", 'auto')
-  .requiredOption('--out <dir>', 'output directory (replaced atomically)')
+  .requiredOption('--out <dir>', 'output folder: new, empty, or (with --force) an earlier output of atlas attack; written atomically')
+  .option('--force', 'replace an earlier output of atlas attack at --out (never other files)')
   .addOption(epOption())
   .action(async (o: Record<string, string | string[] | boolean | undefined>) => {
+    const norm = o.norm as 'linf' | 'l2';
     const eps = parseNumber(String(o.eps), '--eps');
-    if (eps < 0 || eps > 1) throw new Error(`--eps must lie in [0,1] (pixel units), got ${o.eps}`);
     const alpha = parseNumber(String(o.alpha), '--alpha');
-    if (!(alpha > 0)) throw new Error(`--alpha must be positive, got ${o.alpha}`);
+    const steps = parseInteger(String(o.steps), '--steps');
+    const [problem] = budgetProblems({ norm, eps, alpha, steps });
+    if (problem) throw new Error(`atlas attack --${problem.field}: ${problem.message}`);
     await attack({
       model: String(o.model),
       images: o.images as string[] | undefined,
@@ -78,12 +83,13 @@ program.command('attack')
       labels: o.labels as string | undefined,
       target: o.target as string | undefined,
       out: String(o.out),
+      force: !!o.force,
       ep: o.ep as ProviderChoice | undefined,
       attack: {
-        norm: o.norm as 'linf' | 'l2',
+        norm,
         eps,
         alpha,
-        steps: parseInteger(String(o.steps), '--steps'),
+        steps,
         randomStart: !!o.randomStart,
         seed: parseInteger(String(o.seed), '--seed'),
         earlyStop: !!o.earlyStop,
@@ -130,7 +136,8 @@ program.command('featurevis')
   .option('--no-decorrelate', 'optimise RGB directly instead of decorrelated colour')
   .option('--copies <n>', 'images per neuron (in the same batch)', '1')
   .option('--diversity <w>', "weight of Lucent's diversity term between copies of a neuron (Lucent's notebooks: 100)", '0')
-  .requiredOption('--out <dir>', 'output directory (replaced atomically)')
+  .requiredOption('--out <dir>', 'output folder: new, empty, or (with --force) an earlier output of atlas featurevis; written atomically')
+  .option('--force', 'replace an earlier output of atlas featurevis at --out (never other files)')
   .addOption(epOption())
   .action(async (o: FeaturevisOptions & { ep?: ProviderChoice }) => featurevis(o));
 

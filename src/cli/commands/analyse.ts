@@ -2,12 +2,13 @@
 // polysemanticity and fragility on folders, for readers who want the numbers without a spec. The computation is
 // compute/analysis/analyse.ts; this file checks the flags and the folders before the model loads, reports progress
 // and writes the two files.
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   analyse, analyseFiles, pairImages, pairSize, readReference, resolveLayers, strongImages, type AnalyseProgress, type ImagePair,
 } from '../../compute/analysis/analyse.ts';
-import { FRAGILITY_FILE, POLYSEMANTIC_FILE } from '../../compute/analysis/analyse-output.ts';
+import { FRAGILITY_FILE, FragilityFile, POLYSEMANTIC_FILE, PolysemanticFile } from '../../compute/analysis/analyse-output.ts';
+import { claimNamedFiles } from '../../compute/io/output-dir.ts';
 import { loadModelCard } from '../../compute/model/model-card.ts';
 import { progress, type Progress } from '../../compute/progress.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
@@ -51,8 +52,8 @@ export async function analyseFolders(o: AnalyseCliOptions): Promise<void> {
   const top = o.top === undefined ? undefined : parseInteger(o.top, '--top', 6);
   const batch = parseInteger(o.batch, '--batch', 1);
   const out = path.resolve(o.out);
-  const outStat = await stat(out).catch(() => undefined);
-  if (outStat && !outStat.isDirectory()) throw new Error(`--out ${o.out} exists and is not a directory`);
+  // fragility.json too: a run without pairs removes an earlier one.
+  await claimNamedFiles(out, [POLYSEMANTIC_FILE, FRAGILITY_FILE], { command: 'analyse', ours: analyseWrote });
 
   // Everything that needs no session first, so a typo costs a second, not a pass over the reference set.
   const { classList } = await loadModelCard(o.model);
@@ -80,7 +81,8 @@ export async function analyseFolders(o: AnalyseCliOptions): Promise<void> {
   await mkdir(out, { recursive: true });
   for (const [name, bytes] of files) await writeFileAtomic(path.join(out, name), bytes);
   // A fragility.json left from a run with pairs would sit beside a polysemantic.json it no longer belongs to.
-  if (!files.has(FRAGILITY_FILE) && (await stat(path.join(out, FRAGILITY_FILE)).catch(() => undefined))) {
+  const earlier = files.has(FRAGILITY_FILE) ? undefined : await readFile(path.join(out, FRAGILITY_FILE)).catch(() => undefined);
+  if (earlier && analyseWrote(FRAGILITY_FILE, earlier)) {
     await rm(path.join(out, FRAGILITY_FILE));
     process.stderr.write(`removed ${path.join(out, FRAGILITY_FILE)} of an earlier run (no pairs given this time)\n`);
   }
@@ -90,3 +92,13 @@ export async function analyseFolders(o: AnalyseCliOptions): Promise<void> {
   process.stderr.write(`analysed in ${seconds} s — polysemantic: ${poly}${frag}; wrote ${path.join(out, POLYSEMANTIC_FILE)}${result.fragility ? ` and ${FRAGILITY_FILE}` : ''}\n`);
 }
 
+
+/** Whether `bytes` are an earlier run's `name`: they parse as this command's output. */
+function analyseWrote(name: string, bytes: Uint8Array): boolean {
+  try {
+    const json: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return (name === FRAGILITY_FILE ? FragilityFile : PolysemanticFile).safeParse(json).success;
+  } catch {
+    return false;
+  }
+}

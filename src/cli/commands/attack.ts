@@ -4,7 +4,8 @@ import path from 'node:path';
 import { attackImages, type AttackInput, type AttackOptions } from '../../compute/attacks/attack-images.ts';
 import { attackReport } from '../../compute/attacks/attack-report.ts';
 import { loadImage } from '../../compute/io/image.ts';
-import { writeDirAtomic } from '../../compute/io/write-dir.ts';
+import { OutputDir } from '../../compute/io/output-dir.ts';
+import { cardPathFor } from '../../compute/model/model-card.ts';
 import { readNpy, toFloat32 } from '../../compute/io/npy.ts';
 import { labelFromFilename } from '../../compute/model/classes.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
@@ -21,6 +22,8 @@ export interface AttackCliOptions {
   target?: string;
   attack: Omit<AttackOptions, 'target'>;
   out: string;
+  /** replace an earlier output of `atlas attack` at `out` */
+  force?: boolean;
 }
 
 const IMAGE_EXT = /\.(jpe?g|png|webp|tiff?|gif|avif)$/i;
@@ -45,6 +48,17 @@ async function listImages(args: readonly string[]): Promise<string[]> {
 
 export async function attack(opts: AttackCliOptions): Promise<void> {
   if ((opts.images?.length ?? 0) > 0 === !!opts.input) throw new Error('give either --images <dir|files…> or --input X.npy');
+  const read = [opts.model, cardPathFor(opts.model), ...(opts.images ?? []), ...(opts.input ? [opts.input] : [])];
+  const output = await OutputDir.claim(opts.out, { command: 'attack', inputs: read, force: opts.force });
+  try {
+    await attackInto(output, opts);
+  } catch (err) {
+    await output.abandon();
+    throw err;
+  }
+}
+
+async function attackInto(output: OutputDir, opts: AttackCliOptions): Promise<void> {
   const classifier = await loadClassifierOn(opts.model, opts.ep);
   const { classes } = classifier;
   const target = opts.target === undefined ? undefined : parseClass(opts.target, classes, '--target');
@@ -91,7 +105,7 @@ export async function attack(opts: AttackCliOptions): Promise<void> {
   const settings = { model: opts.model, ...opts.attack, target: target ?? null };
   report.files.set('results.json', new TextEncoder().encode(JSON.stringify(report.rows, null, 2) + '\n'));
   report.files.set('attack.json', new TextEncoder().encode(JSON.stringify(settings, null, 2) + '\n'));
-  await writeDirAtomic(opts.out, report.files);
+  await output.commit(report.files);
   const ok = results.filter((r) => r.success).length;
   process.stderr.write(`${ok}/${results.length} images ${target === undefined ? 'misclassified' : `classified as ${classes[target].name}`} after the attack; wrote ${opts.out}\n`);
 }

@@ -1,6 +1,10 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { loadClassifierOn } from '../provider.ts';
 import { readNpy, toFloat32, writeNpy } from '../../compute/io/npy.ts';
 import { loadImage } from '../../compute/io/image.ts';
+import { claimOutputFile } from '../../compute/io/output-dir.ts';
+import { cardPathFor } from '../../compute/model/model-card.ts';
 import { usesLabels } from '../../compute/autodiff/objectives.ts';
 import { labelFromFilename } from '../../compute/model/classes.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
@@ -13,6 +17,8 @@ export interface GradOptions {
   input: string[];
   objective: string;
   out: string;
+  /** overwrite an existing --out file */
+  force?: boolean;
 }
 
 /** Load pixels [N,C,H,W] in [0,1] from one .npy or from image files (preprocessed as the model card says). */
@@ -36,6 +42,7 @@ export async function loadPixels(files: readonly string[], dims: readonly [numbe
 
 export async function grad(opts: GradOptions): Promise<void> {
   if (!opts.out.endsWith('.npy')) throw new Error(`--out must name a .npy file, got '${opts.out}'`);
+  await claimOutputFile(opts.out, { inputs: [opts.model, cardPathFor(opts.model), ...opts.input], force: opts.force });
   const classifier = await loadClassifierOn(opts.model, opts.ep);
   const { objective, labels: inline } = parseObjective(opts.objective, classifier.classes);
   const x = await loadPixels(opts.input, classifier.inputDims, classifier.preprocess);
@@ -50,6 +57,7 @@ export async function grad(opts: GradOptions): Promise<void> {
     }
   }
   const r = await classifier.model.gradient(x, objective, labels);
+  await mkdir(path.dirname(opts.out), { recursive: true });
   await writeNpy(opts.out, Float32Array.from(r.grad), [n, ...classifier.inputDims]);
   const values = Array.from(r.objective, (v) => v.toPrecision(6)).join(', ');
   process.stderr.write(`objective per image: ${values}\nwrote ${opts.out} [${n},${classifier.inputDims.join(',')}]\n`);

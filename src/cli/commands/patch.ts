@@ -3,7 +3,7 @@
 // pairs are found as `atlas analyse` finds them, so an `atlas attack` folder works as both --clean and --adversarial;
 // its results.json then also says which class each image was attacked away from (and the target), which nothing in
 // the images themselves does.
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadPair, pairImages, pairSize, resolveLayers, type ImagePair, type PairPixels } from '../../compute/analysis/analyse.ts';
@@ -21,6 +21,7 @@ import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts
 import { parseClass, parseInteger, parseNumber } from '../parse.ts';
 import { loadClassifierOn } from '../provider.ts';
 import { writeFileAtomic } from '../../compute/io/npy.ts';
+import { claimNamedFiles } from '../../compute/io/output-dir.ts';
 
 export interface PatchCliOptions {
   ep?: ProviderChoice;
@@ -48,8 +49,7 @@ export async function patch(o: PatchCliOptions): Promise<void> {
   if (!(minGap >= 0 && minGap <= 1)) throw new Error(`--min-gap must lie in [0, 1] (a probability), got ${o.minGap}`);
   const ks = o.k === undefined ? undefined : o.k.split(',').map((s) => parseInteger(s.trim(), '--k'));
   const out = path.resolve(o.out);
-  const outStat = await stat(out).catch(() => undefined);
-  if (outStat && !outStat.isDirectory()) throw new Error(`--out ${o.out} exists and is not a directory`);
+  await claimNamedFiles(out, [PATCHING_FILE], { command: 'patch', ours: (_, bytes) => patchWrote(bytes) });
 
   // Everything that needs no session first, so a typo costs a second, not a model load.
   const { classList } = await loadModelCard(o.model);
@@ -217,3 +217,12 @@ function table(f: PatchingJson): string {
   return lines.join('\n') + '\n';
 }
 
+
+/** Whether `bytes` are an earlier run's patching.json: they parse as this command's output. */
+function patchWrote(bytes: Uint8Array): boolean {
+  try {
+    return PatchingFile.safeParse(JSON.parse(new TextDecoder().decode(bytes))).success;
+  } catch {
+    return false;
+  }
+}

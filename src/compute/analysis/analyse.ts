@@ -21,6 +21,7 @@ import { hwcToChw, loadImage } from '../io/image.ts';
 import type { Classifier } from '../model/classifier.ts';
 import type { ImageNetClass } from '../model/model-card.ts';
 import type { Layer } from '../onnx/layers.ts';
+import { nearestNames } from '../nearest-names.ts';
 import { loadImageSet, type LabelledImage } from '../pipeline/data.ts';
 import { check, jsonOutput } from '../pipeline/outputs/json-file.ts';
 import { createRng } from '../random.ts';
@@ -121,9 +122,8 @@ export function resolveLayers(classifier: Classifier, names: readonly string[], 
 }
 
 function suggestLayers(layers: readonly Layer[], name: string): string {
-  const prefix = name.split('.')[0];
-  const near = layers.filter((l) => l.name.startsWith(prefix)).slice(0, 6);
-  if (near.length) return `did you mean: ${near.map((l) => l.name).join(', ')}`;
+  const near = nearestNames(name, layers.map((l) => l.name), 6);
+  if (near.length) return `did you mean: ${near.join(', ')}`;
   const convs = layers.filter((l) => l.op === 'Conv');
   const pool = convs.length >= 6 ? convs : layers;
   const spread = Array.from({ length: Math.min(6, pool.length) }, (_, i) => pool[Math.floor((i * (pool.length - 1)) / Math.max(1, Math.min(6, pool.length) - 1))].name);

@@ -114,31 +114,46 @@ export class CacheStore {
       }
       written = stableJson(manifest);
       await writeFile(path.join(tmp, 'manifest.json'), written);
-      // rename() will not replace a non-empty folder, so an existing entry (damaged, forced, or written by a build
-      // racing this one) is first moved aside under a name sweep() recognises; the loop covers a writer that slips in
-      // between the two renames.
-      for (;;) {
-        try {
-          await rename(tmp, dir);
-          break;
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-        }
-        const old = path.join(this.root, kind, `.tmp-${key}-old${++serial}-${process.pid}-${Date.now()}`);
-        try {
-          await rename(dir, old);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        }
-        await rm(old, { recursive: true, force: true });
-      }
+      await this.publish(kind, key, tmp, written);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
     }
-    // What was written rather than read back: a racing put may be swapping the folder this instant.
+    // What was written rather than read back: a racing put may be replacing a differing entry this instant.
     return { dir, manifest: JSON.parse(written), file: (name) => path.join(dir, name) };
+  }
+
+  /**
+   * Move a written entry into place. rename() will not replace a non-empty folder, which makes it the arbiter between
+   * writers: the first one's entry stays, and a later writer whose entry is the same (same manifest, every file
+   * verified) is done without touching it, so a reader never finds the entry missing. Only an entry that differs
+   * (damaged, or recomputed under --force) is moved aside first, under a name sweep() recognises; the loop covers a
+   * writer that slips in between the two renames.
+   */
+  private async publish(kind: string, key: string, tmp: string, manifest: string): Promise<void> {
+    const dir = this.dirOf(kind, key);
+    for (;;) {
+      try {
+        await rename(tmp, dir);
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      }
+      const there = await this.lookup(kind, key);
+      if (there.status === 'hit' && stableJson(there.entry.manifest) === manifest) {
+        await rm(tmp, { recursive: true, force: true });
+        return;
+      }
+      if (there.status === 'miss') continue; // moved aside by another writer this instant
+      const old = path.join(this.root, kind, `.tmp-${key}-old${++serial}-${process.pid}-${Date.now()}`);
+      try {
+        await rename(dir, old);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      await rm(old, { recursive: true, force: true });
+    }
   }
 
   async remove(kind: string, key: string): Promise<void> {

@@ -26,7 +26,7 @@ export async function loadImage(path: string, { resize, crop }: Preprocess): Pro
   const top = Math.round((h - crop) / 2);
   let raw: Buffer;
   try {
-    raw = await sharp(path)
+    raw = await (await source(path, meta.hasAlpha === true))
       .autoOrient()
       .resize(w, h, { fit: 'fill' })
       .extract({ left, top, width: crop, height: crop })
@@ -38,6 +38,17 @@ export async function loadImage(path: string, { resize, crop }: Preprocess): Pro
     throw new Error(`cannot read image ${path}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
   return hwcToChw(raw, crop, crop);
+}
+
+/**
+ * The decoder's pipeline for `path`. An image with an alpha channel loses it first, keeping the colour stored under
+ * transparent pixels, as PIL's `.convert('RGB')` (what torchvision users load images with) does; resizing it with
+ * its alpha would premultiply, and fully transparent pixels would come out black.
+ */
+async function source(path: string, hasAlpha: boolean): Promise<ReturnType<typeof sharp>> {
+  if (!hasAlpha) return sharp(path);
+  const { data, info } = await sharp(path).autoOrient().removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
 }
 
 /** Interleaved RGB bytes (HWC) to planar [3,H,W] floats in [0,1]. */

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { nearestNames } from '../nearest-names.ts';
 import type { ImageNetClass } from './model-card.ts';
 
 /** The class whose WordNet id (n + 8 digits) appears in the file's name, e.g. `n02441942_weasel.jpg`. */
@@ -22,6 +23,9 @@ export function findClass(text: string | number, classes: readonly ImageNetClass
   }
   const lower = t.toLowerCase();
   const hit = classes.find((c) => c.wnid === t || c.name.toLowerCase() === lower);
-  if (!hit) throw new Error(`no class '${t}' (give an index 0..${classes.length - 1}, a WordNet id or an exact class name)`);
+  if (!hit) {
+    const near = nearestNames(t, classes.map((c) => c.name), 3).map((n) => `'${n}'`);
+    throw new Error(`no class '${t}'${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; give an index 0..${classes.length - 1}, a WordNet id or an exact class name`);
+  }
   return hit.index;
 }

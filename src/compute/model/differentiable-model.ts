@@ -6,7 +6,7 @@ import { Graph } from '../onnx/graph.ts';
 import { layerInventory, type Layer } from '../onnx/layers.ts';
 import { PIXELS, prependNormalization, type Normalization } from '../onnx/normalize.ts';
 import { upgradeOpset } from '../onnx/opset.ts';
-import { DType } from '../onnx/proto.ts';
+import { DType, num } from '../onnx/proto.ts';
 import { PROBE_BATCH, probeTensors } from '../runtime/probe.ts';
 import { Program, type FloatArray, type PreparedModel, type ProgramResult, type ProgramSpec } from '../runtime/program.ts';
 import type { SessionOptions } from '../runtime/session.ts';
@@ -22,6 +22,8 @@ export interface ModelInput {
   output?: string;
   /** the output holds probabilities: logits are taken as their log */
   probabilities?: boolean;
+  /** how messages name the model (its file) */
+  source?: string;
 }
 
 export class DifferentiableModel {
@@ -35,7 +37,16 @@ export class DifferentiableModel {
   }
 
   static async fromBytes(bytes: Uint8Array, input: ModelInput, session: SessionOptions = {}): Promise<DifferentiableModel> {
-    const graph = Graph.decode(bytes);
+    const source = input.source ?? 'the model';
+    let graph: Graph;
+    try {
+      graph = Graph.decode(bytes);
+    } catch {
+      throw new Error(`not an ONNX model: ${source}`);
+    }
+    // Arbitrary bytes can decode as an empty message: a model has nodes and an input.
+    if (graph.nodes.length === 0 || graph.inputs.length === 0) throw new Error(`not an ONNX model: ${source}`);
+    checkInput(graph, input, source);
     if (isQuantized(graph)) dequantizeGraph(graph); // int8 models run as float graphs on the int8 grid (fake-quant)
     upgradeOpset(graph);
     prependNormalization(graph, input.name, input.normalization);
@@ -48,7 +59,14 @@ export class DifferentiableModel {
     }
     const floatType = graph.inputs.find((i) => i.name === PIXELS)?.type?.tensorType?.elemType ?? DType.FLOAT;
     const prepared = graph.encode();
-    const tensors = await probeTensors(prepared, { [PIXELS]: [PROBE_BATCH, ...input.dims] }, session);
+    let tensors: Awaited<ReturnType<typeof probeTensors>>;
+    try {
+      tensors = await probeTensors(prepared, { [PIXELS]: [PROBE_BATCH, ...input.dims] }, session);
+    } catch (err) {
+      // onnxruntime's messages run over several lines; the CLI prints one.
+      const why = (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ');
+      throw new Error(`${source} does not run on [${PROBE_BATCH},${input.dims.join(',')}] pixels (the input its model card declares): ${why}`);
+    }
     const layers = layerInventory(Graph.decode(prepared), (t) => tensors.get(t));
     return new DifferentiableModel({ bytes: prepared, logits, tensors, layers, floatType, inputDims: input.dims }, session);
   }
@@ -101,4 +119,18 @@ export class DifferentiableModel {
     for (const p of this.programs.values()) await (await p).release();
     this.programs.clear();
   }
+}
+
+/** The card's input against the graph's: its name, and every dimension both give as a number. */
+function checkInput(graph: Graph, input: ModelInput, source: string): void {
+  const declared = graph.inputs.find((i) => i.name === input.name);
+  if (!declared) {
+    const names = graph.inputs.filter((i) => !graph.initializers.has(i.name ?? '')).map((i) => `'${i.name}'`);
+    throw new Error(`${source} has no input named '${input.name}' (its model card's input.name); its inputs: ${names.join(', ')}`);
+  }
+  const dims = (declared.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined && d.dimValue !== null && num(d.dimValue) > 0 ? num(d.dimValue) : d.dimParam || '?'));
+  if (dims.length === 0) return;
+  const expected = ['N', ...input.dims];
+  const differs = dims.length !== 4 || input.dims.some((d, i) => typeof dims[i + 1] === 'number' && dims[i + 1] !== d);
+  if (differs) throw new Error(`${source}: input '${input.name}' is [${dims.join(',')}], but input.shape in its model card is [${expected.join(',')}]; correct the card`);
 }

@@ -1,6 +1,7 @@
 // The layer inventory: every node output a user may analyse, under a human name. Exporters that keep module paths
 // as node names (`layer3.2.conv3`, `features.14.conv.1`) give the best names; otherwise the weight initializer's
 // name (`layer1.0.conv1.weight` → `layer1.0.conv1`), then op + index.
+import { nearestNames } from '../nearest-names.ts';
 import type { Graph } from './graph.ts';
 import { DType, type NodeProto } from './proto.ts';
 
@@ -46,6 +47,6 @@ function humanName(graph: Graph, node: NodeProto, index: number): string {
 export function findLayer(layers: readonly Layer[], name: string): Layer {
   const hit = layers.find((l) => l.name === name) ?? layers.find((l) => l.tensor === name);
   if (hit) return hit;
-  const near = layers.filter((l) => l.name.startsWith(name.split('.')[0])).slice(0, 8).map((l) => l.name);
+  const near = nearestNames(name, layers.map((l) => l.name));
   throw new Error(`no layer named '${name}'${near.length ? ` (did you mean: ${near.join(', ')})` : ''}; run \`atlas inspect <model>\` for the list`);
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { fetchFile } from '../../data-dir/fetch-file.ts';
 import { hashFile } from '../cache/hash.ts';
+import { labelText } from './label-text.ts';
 import type { DeclaredSpec } from './spec.ts';
 
 export async function ensureModel(spec: Pick<DeclaredSpec, 'model'>, dataDir: string, log: (line: string) => void = () => {}): Promise<string> {
@@ -49,7 +50,13 @@ export async function loadImageSet(relativeFolder: string, labelsFile: string, d
   }
   const parsed = LabelsSchema.safeParse(raw);
   if (!parsed.success) throw new Error(`${labelsPath}: expected [{file, index, …}, …]`);
+  const missing = parsed.data.find(({ file }) => !existsSync(path.join(folder, file)));
+  if (missing) throw new Error(`${labelsPath} lists ${missing.file}, which is not in ${folder}`);
   return parsed.data
-    .map(({ file, index, ...meta }) => ({ path: path.join(folder, file), name: path.join(relativeFolder, file), label: index, meta }))
+    .map(({ file, index, ...meta }) => ({ path: path.join(folder, file), name: path.join(relativeFolder, file), label: index, meta: decodeText(meta) }))
     .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function decodeText(meta: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(meta).map(([k, v]) => [k, typeof v === 'string' ? labelText(v) : v]));
 }

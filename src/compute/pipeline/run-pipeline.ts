@@ -12,6 +12,7 @@ import { cacheDir, dataDir as configuredDataDir, providerChoice, unknownVariable
 import type { ExecutionProvider, SessionOptions } from '../runtime/session.ts';
 import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
 import { resolveSpecLayers } from './resolve-layers.ts';
+import { checkSpecNames } from './spec-model-check.ts';
 import { loadSpec, type ExperimentSpec } from './spec.ts';
 import { changedPaths, planKeys } from './plan.ts';
 import type { Step } from './step.ts';
@@ -154,6 +155,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
     planned.push({ id: step.id, kind: step.kind, key, reason, run: reason !== 'cached', step, record, entry: found.status === 'hit' ? found.entry : undefined });
   }
+  // Names are checked against the model only when something is to run: a cached build never loads it.
+  if (planned.some((p) => p.run)) checkSpecNames(spec, (await env.classifier()).model.layers, opts.specPath);
   reporter.plan?.(planned);
 
   const outcomes: StepOutcome[] = [];

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { budgetProblems } from '../attacks/attack-params.ts';
 import { parseFraction } from '../numbers.ts';
 import { ACTIVATIONS, ATLAS, COMPARISON, DEPTH, FEATUREVIS, POLYSEMANTIC, SPEC_ENTRY } from './step-ids.ts';
 
@@ -46,8 +47,8 @@ const ModelSource = z.strictObject({
   file: z.string(),
   /** how figures name it (default: its card's id) */
   label: z.string().optional(),
-  /** where to download it from when it is missing (checked against sha256) */
-  url: z.url().optional(),
+  /** where to download it from when it is missing (checked against sha256); a local file goes in the data directory */
+  url: z.url({ protocol: /^https?$/, error: 'use an http(s) URL; a local model goes in the data directory, named by model.file' }).optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 
@@ -158,8 +159,14 @@ export const ExperimentSpec = z.strictObject({
     param: z.enum(['fft', 'pixel']).default('fft'),
   }).optional(),
 }).superRefine((spec, ctx) => {
-  for (const id of Object.keys(spec.attacks)) {
+  for (const [id, attack] of Object.entries(spec.attacks)) {
     if (RESERVED_IDS.includes(id)) ctx.addIssue({ code: 'custom', path: ['attacks', id], message: `'${id}' names another step or the spec's own entry; choose another attack id` });
+    for (const p of budgetProblems(attack)) ctx.addIssue({ code: 'custom', path: ['attacks', id, p.field], message: `attack '${id}': ${p.message}` });
+    (attack.eps_sweep ?? []).forEach((eps, k) => {
+      for (const p of budgetProblems({ ...attack, eps }).filter((q) => q.field === 'eps')) {
+        ctx.addIssue({ code: 'custom', path: ['attacks', id, 'eps_sweep', k], message: `attack '${id}': ${p.message}` });
+      }
+    });
   }
   for (const role of Object.keys(spec.roles)) {
     if (!/^[a-z][a-z0-9_]*$/.test(role)) ctx.addIssue({ code: 'custom', path: ['roles', role], message: 'role names use lowercase letters, digits and _ (a path spells one as [@role])' });

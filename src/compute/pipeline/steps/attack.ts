@@ -61,7 +61,8 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
       // A CPU result does not depend on the batch (runtime/memory.ts), so only a batch the spec fixes is part of the key.
       ...(attack.batch === 'auto' ? {} : { batch: attack.batch }),
     };
-    const images = await Promise.all(chosen.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path), label: im.label })));
+    // Everything of an image that reaches the results: its credit and licence too, so a withdrawn licence recomputes.
+    const images = await Promise.all(chosen.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path), label: im.label, credit: im.meta })));
     steps.push({
       id,
       kind: 'attack',

@@ -7,6 +7,7 @@ import { recordActivations } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
 import { neuronFileStem, parseChannel } from '../../featurevis/neuron-id.ts';
 import { deviceRenderNeurons } from '../../featurevis/device-render.ts';
+import { maxRenderSize, renderBytes } from '../../featurevis/render-memory.ts';
 import { highFrequencyFraction } from '../../featurevis/spectrum.ts';
 import { applySamplings, resize } from '../../featurevis/transform.ts';
 import { loadImage, toPng } from '../../io/image.ts';
@@ -27,6 +28,12 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   const fv = env.spec.featurevis;
   if (!fv) return [];
   const named = fv.neurons.map(parseChannel);
+  // Refused when the plan is made, so a dry run says it, rather than an allocation failure after the attacks.
+  const perBatch = Math.max(1, Math.min(fv.batch, named.length + fv.choose.reduce((n, c) => n + c.top, 0)));
+  const largest = maxRenderSize(perBatch);
+  if (fv.size > largest) {
+    throw new Error(`featurevis.size ${fv.size}: ${perBatch} image(s) of ${fv.size}×${fv.size} px at a time need about ${Math.round(renderBytes(perBatch, fv.size) / 2 ** 30)} GiB while rendering; this machine's memory holds at most size ${largest}`);
+  }
   const needs = [...new Set(fv.choose.map((c) => (c.ranking === 'fragile' ? neuronsStepId(c.attack) : POLYSEMANTIC)))];
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
   return [{
