@@ -10,12 +10,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
+import { CLEAN, EPS, pgdStep, SIGNED_ALPHA } from '../src/compute/attacks/pgd-graph.ts';
 import { crossEntropy } from '../src/compute/autodiff/objectives.ts';
 import { deviceRenderNeurons } from '../src/compute/featurevis/device-render.ts';
 import { renderNeurons } from '../src/compute/featurevis/render.ts';
 import { benchProviders } from './providers.ts';
 import { loadClassifier } from '../src/compute/model/classifier.ts';
-import type { ExecutionProvider } from '../src/compute/runtime/session.ts';
+import type { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
+import { PIXELS } from '../src/compute/onnx/normalize.ts';
+import { floatTensor, labelTensor, LABELS } from '../src/compute/runtime/program.ts';
+import type { ExecutionProvider, ort } from '../src/compute/runtime/session.ts';
 import { modelsDir, providerChoice, siteBase } from '../src/config.ts';
 
 const { values } = parseArgs({
@@ -40,17 +44,38 @@ const ep: ExecutionProvider = choice;
 const modelFolder = modelsDir(values['models-dir']);
 const repeats = Number(values.repeats);
 
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  await fn(); // warm-up: first runs allocate arenas
-  const samples: number[] = [];
+/**
+ * Median times of several functions measured in turns (a, b, c, a, b, c, …), so that load from other processes on
+ * a shared machine falls on all of them alike and their ratios stay meaningful.
+ */
+async function timeInTurns(fns: (() => Promise<unknown>)[]): Promise<number[]> {
+  for (const fn of fns) await fn(); // warm-up: first runs allocate arenas
+  const samples = fns.map((): number[] => []);
   for (let r = 0; r < repeats; r++) {
-    const t = performance.now();
-    await fn();
-    samples.push(performance.now() - t);
+    for (const [k, fn] of fns.entries()) {
+      const t = performance.now();
+      await fn();
+      samples[k].push(performance.now() - t);
+    }
   }
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
+  return samples.map((s) => s.sort((a, b) => a - b)[Math.floor(s.length / 2)]);
 }
+
+/** One L∞ PGD step as the attack runs it (devicePgd): the update in the graph, x and x₀ fed back from the last run. */
+async function pgdStepper(model: DifferentiableModel, x: Float32Array, labels: number[]): Promise<() => Promise<unknown>> {
+  const program = await model.program({ objective: crossEntropy(), extension: pgdStep({ norm: 'linf' }) });
+  const { floatType, inputDims } = model.prepared;
+  const dims = [labels.length, ...inputDims];
+  const fixed = { [LABELS]: labelTensor(labels), [EPS]: floatTensor(floatType, [4 / 255], []), [SIGNED_ALPHA]: floatTensor(floatType, [1 / 255], []) };
+  let state: Record<string, ort.Tensor> = { [PIXELS]: floatTensor(floatType, x, dims), [CLEAN]: floatTensor(floatType, x, dims) };
+  return async () => {
+    state = program.nextState(await program.runTensors({ ...fixed, ...state }));
+  };
+}
+
+/** External references, measured once on the same kind of 2-core machine (issue 18); Python is not run here. */
+const PYTORCH_EAGER_MS_PER_IMAGE_STEP: Record<string, number> = { 'resnet50-random': 224 };
+const LUCENT_S_PER_NEURON: Record<string, string> = { mobilenetv2: '97–113' };
 
 const rows: string[][] = [];
 for (const id of values.models!.split(',')) {
@@ -59,9 +84,13 @@ for (const id of values.models!.split(',')) {
   for (const batch of [1, 8]) {
     const x = new Float32Array(batch * per).map((_, i) => (Math.sin(i) + 1) / 2);
     const labels = Array.from({ length: batch }, (_, i) => i);
-    const forward = await time(() => classifier.model.forward(x));
-    const step = await time(() => classifier.model.gradient(x, crossEntropy(), labels));
-    rows.push([id, ep, String(batch), (forward / batch).toFixed(1), (step / batch).toFixed(1), (step / forward).toFixed(2)]);
+    const [forward, gradient, step] = await timeInTurns([
+      () => classifier.model.forward(x),
+      () => classifier.model.gradient(x, crossEntropy(), labels),
+      await pgdStepper(classifier.model, x, labels),
+    ]);
+    const torch = PYTORCH_EAGER_MS_PER_IMAGE_STEP[id];
+    rows.push([id, ep, String(batch), (forward / batch).toFixed(1), (gradient / batch).toFixed(1), (step / batch).toFixed(1), (step / forward).toFixed(2), torch && batch === 8 ? `${(step / batch / torch).toFixed(2)} (of ${torch})` : '–']);
     process.stderr.write(`${id} batch ${batch} done\n`);
   }
   await classifier.model.release();
@@ -72,8 +101,8 @@ function table(header: string[], body: string[][]): string {
   const line = (r: string[]) => `| ${r.map((c, k) => c.padEnd(widths[k])).join(' | ')} |`;
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
-console.log(`\nCompute core on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'} (median of ${repeats}; PGD step = forward + input gradient)\n`);
-console.log(table(['model', 'ep', 'batch', 'forward ms/img', 'PGD step ms/img', 'step/forward'], rows));
+console.log(`\nCompute core on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'} (median of ${repeats}, measured in turns; gradient = forward + input gradient on the host; PGD step = the attack's one-run step with the update in the graph; PyTorch 1.13 eager ResNet-50 at batch 8 is an external reference measured earlier on a 2-core machine of this kind)\n`);
+console.log(table(['model', 'ep', 'batch', 'forward ms/img', 'gradient ms/img', 'PGD step ms/img', 'step/forward', 'step/PyTorch eager'], rows));
 
 // Feature visualization: 8 neurons as one batch of 8 against 8 runs of one, Lucent's transforms and 128 px images,
 // for both loops: the host reference (render.ts) and the one-graph step the pipeline uses (device-render.ts).
@@ -91,16 +120,20 @@ for (const id of values.models!.split(',')) {
     for (const target of targets) await render(classifier.model, [target], { steps: fvSteps });
     const single = (performance.now() - t) / 1000 / targets.length;
     t = performance.now();
-    await render(classifier.model, targets, { steps: fvSteps });
+    const r = await render(classifier.model, targets, { steps: fvSteps });
     const batched = (performance.now() - t) / 1000 / targets.length;
     const scale = 512 / fvSteps;
-    fvRows.push([id, layer.name, loop, (single * scale).toFixed(1), (batched * scale).toFixed(1), (single / batched).toFixed(2)]);
+    // The activation the batch reached: its objective (the neuron's mean activation) after the last step, averaged.
+    const reached = r.curve.at(-1)!.reduce((a, b) => a + b, 0) / targets.length;
+    const lucent = LUCENT_S_PER_NEURON[id];
+    const ofLucent = lucent ? `${(batched * scale / Number(lucent.split('–')[0])).toFixed(2)}–${(batched * scale / Number(lucent.split('–')[1])).toFixed(2)} (of ${lucent} s)` : '–';
+    fvRows.push([id, layer.name, loop, (single * scale).toFixed(1), (batched * scale).toFixed(1), (single / batched).toFixed(2), reached.toFixed(2), ofLucent]);
     process.stderr.write(`${id} featurevis (${loop}) done\n`);
   }
   await classifier.model.release();
 }
-console.log(`\nFeature visualization, seconds per neuron for 512 steps (measured over ${fvSteps} steps, 8 neurons)\n`);
-console.log(table(['model', 'layer', 'loop', 'batch 1 s/neuron', 'batch 8 s/neuron', 'speed-up'], fvRows));
+console.log(`\nFeature visualization, seconds per neuron for 512 steps (measured over ${fvSteps} steps, 8 neurons; activation = mean objective of the batch of 8 after ${fvSteps} steps; Lucent's time per neuron with its defaults is an external reference measured earlier on a 2-core machine of this kind)\n`);
+console.log(table(['model', 'layer', 'loop', 'batch 1 s/neuron', 'batch 8 s/neuron', 'speed-up', `activation after ${fvSteps}`, 'batch 8/Lucent'], fvRows));
 
 const providerRows = await benchProviders({
   model: path.join(modelFolder, `${values['provider-model']}.onnx`),

@@ -7,10 +7,11 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { devicePgd } from '../src/compute/attacks/device-pgd.ts';
+import { pgdStep } from '../src/compute/attacks/pgd-graph.ts';
 import { pgd, type PgdOptions } from '../src/compute/attacks/pgd.ts';
 import { channel, crossEntropy } from '../src/compute/autodiff/objectives.ts';
 import { deviceRenderNeurons, stepFeeds } from '../src/compute/featurevis/device-render.ts';
-import { paramDims } from '../src/compute/featurevis/render-graph.ts';
+import { paramDims, renderStep } from '../src/compute/featurevis/render-graph.ts';
 import { drawSamplings, targetObjective } from '../src/compute/featurevis/render.ts';
 import { standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { loadImage } from '../src/compute/io/image.ts';
@@ -227,7 +228,7 @@ for (const ep of GPU_PROVIDERS) {
       const [c, h, w] = cpu.inputDims;
       const x = pixels(n, c * h * w);
       const labels = Int32Array.from([3, 300]);
-      const program = await gpu.model.program({ objective: crossEntropy(), update: { norm: 'linf' } });
+      const program = await gpu.model.program({ objective: crossEntropy(), extension: pgdStep({ norm: 'linf' }) });
       const r = await program.runTensors({
         pixels: new ort.Tensor('float32', x, [n, c, h, w]),
         clean: new ort.Tensor('float32', x, [n, c, h, w]),
@@ -258,20 +259,20 @@ for (const ep of GPU_PROVIDERS) {
       // One step run by hand, to see where its outputs live.
       const { objective, inputs } = targetObjective(gpu.model, targets, 0);
       const spec = { param: 'fft', size: 128, decorrelate: true, stages: standardTransforms().length + 1, batch: 2 } as const;
-      const program = await gpu.model.program({ objective, logits: false, render: spec });
+      const program = await gpu.model.program({ objective, logits: false, extension: renderStep(spec) });
       const state = [2, ...paramDims(spec)];
       const zeros = () => new ort.Tensor('float32', new Float32Array(state.reduce((a, d) => a * d, 1)), state);
       const r = await program.runTensors({
         ...program.inputFeeds(2, inputs),
         ...stepFeeds(gpu.model.prepared.floatType, { params: zeros(), m: zeros(), v: zeros() }, 0.05, 1, drawSamplings(standardTransforms(), 128, [224, 224], createRng(1))),
       });
-      for (const out of Object.values(program.outputs.render!)) {
+      for (const out of Object.keys(program.outputs.state)) {
         expect(r[out].location).toBe('gpu-buffer');
         r[out].dispose();
       }
       expect(r[program.outputs.objective!].location).toBe('cpu');
       // `atlas featurevis --ep` describes this program's placement, not the attack's.
-      const note = await placementNotice(gpu, () => ({ objective, logits: false, render: spec }));
+      const note = await placementNotice(gpu, () => ({ objective, logits: false, extension: renderStep(spec) }));
       console.log(note);
       expect(note).toMatch(new RegExp(`^${ep}: \\d+ of \\d+ nodes on the device`));
       expect(note).not.toMatch(/objective\/ce/);

@@ -11,7 +11,7 @@ import { applySamplings, jitter, pad, randomRotate, randomScale, resize, samplin
 import { Adam } from '../src/compute/featurevis/adam.ts';
 import { deviceRenderNeurons, stepFeeds } from '../src/compute/featurevis/device-render.ts';
 import { drawSamplings, imageParam, renderNeurons, targetObjective } from '../src/compute/featurevis/render.ts';
-import { paramDims } from '../src/compute/featurevis/render-graph.ts';
+import { NEXT_M, NEXT_PARAMS, paramDims, renderStep } from '../src/compute/featurevis/render-graph.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { createRng } from '../src/compute/random.ts';
 import { floatTensor } from '../src/compute/runtime/program.ts';
@@ -194,7 +194,7 @@ describe('feature visualization step as one graph', () => {
     const r = await model.objectiveGradient(out, objective, inputs);
     const host = param.backward(backward(Float32Array.from(r.grad, (g) => -g)));
     const spec = { param: kind, size, decorrelate: true, stages: samplings.length, batch: targets.length };
-    const program = await model.program({ objective, logits: false, render: spec });
+    const program = await model.program({ objective, logits: false, extension: renderStep(spec) });
     const f = (data: ArrayLike<number>, dims: number[]) => floatTensor(model.prepared.floatType, data, dims);
     const state = [targets.length, ...paramDims(spec)];
     const zeros = () => f(new Float32Array(param.params.length), state);
@@ -203,7 +203,7 @@ describe('feature visualization step as one graph', () => {
       ...stepFeeds(model.prepared.floatType, { params: f(param.params, state), m: zeros(), v: zeros() }, 0.05, 1, samplings),
     });
     const data = (name: string) => Array.from(o[name].data as Float32Array | Float64Array);
-    return { param, host, hostObjective: Array.from(r.objective), objective: data(program.outputs.objective!), m: data(program.outputs.render!.m), next: data(program.outputs.render!.params) };
+    return { param, host, hostObjective: Array.from(r.objective), objective: data(program.outputs.objective!), m: data(NEXT_M), next: data(NEXT_PARAMS) };
   }
 
   for (const [kind, size] of [['fft', 16], ['fft', 15], ['pixel', 16]] as const) {

@@ -8,7 +8,7 @@ import { PIXELS } from '../onnx/normalize.ts';
 import { releaseDevice as release, toHost } from '../runtime/host-copy.ts';
 import { floatTensor, labelTensor, LABELS } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
-import { CLEAN, EPS, SIGNED_ALPHA } from './pgd-graph.ts';
+import { CLEAN, EPS, pgdStep, SIGNED_ALPHA } from './pgd-graph.ts';
 import { everyImageSucceeded, randomStart, validatePgd, type PgdOptions, type PgdResult } from './pgd.ts';
 
 export async function devicePgd(
@@ -23,7 +23,7 @@ export async function devicePgd(
   const ep = model.session.ep ?? 'cpu';
   const program = await model.program({
     objective: crossEntropy(),
-    update: { norm: opts.norm },
+    extension: pgdStep({ norm: opts.norm }),
   });
   const out = program.outputs;
   const { floatType } = model.prepared;
@@ -44,15 +44,15 @@ export async function devicePgd(
       const loss = r[out.objective!].data as Float32Array | Float64Array;
       const logits = r[out.logits!].data as Float32Array | Float64Array;
       lossCurve.push(Float32Array.from(loss));
+      const state = program.nextState(r);
       if (everyImageSucceeded(opts, logits, n)) {
-        release(r[out.next!]);
-        release(r[out.cleanOut!]);
+        for (const t of Object.values(state)) release(t);
         break;
       }
       release(x);
       release(clean);
-      x = r[out.next!];
-      clean = r[out.cleanOut!];
+      x = state[PIXELS];
+      clean = state[CLEAN];
       steps++;
       opts.onStep?.(steps, loss);
     }

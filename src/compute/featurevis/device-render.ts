@@ -9,15 +9,14 @@ import { floatTensor, type ProgramSpec } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
 import { ADAM_C2, ADAM_LR_C1 } from './adam.ts';
 import { drawSamplings, renderSetup, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
-import { ADAM_M, ADAM_V, PARAMS, paramDims, type RenderGraphSpec } from './render-graph.ts';
+import { ADAM_M, ADAM_V, PARAMS, paramDims, renderStep, type RenderGraphSpec } from './render-graph.ts';
 import { samplingFeeds, stageInputs, type Sampling } from './transform.ts';
 
 export async function deviceRenderNeurons(model: DifferentiableModel, targets: readonly NeuronTarget[], opts: RenderOptions = {}): Promise<RenderResult> {
   const setup = renderSetup(model, targets, opts);
   const { size, steps, lr, batch, inH, inW, param, inputs, transforms, draws } = setup;
-  const programSpec = renderProgram(setup, opts);
-  const spec = programSpec.render!;
-  const program = await model.program(programSpec);
+  const spec = renderGraphSpec(setup, opts);
+  const program = await model.program({ objective: setup.objective, logits: false, extension: renderStep(spec) });
   const out = program.outputs;
   const { floatType } = model.prepared;
   const ep = model.session.ep ?? 'cpu';
@@ -36,9 +35,10 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
       const value = Array.from(r[out.objective!].data as Float32Array | Float64Array);
       curve.push(value);
       for (const t of [params, m, v]) release(t);
-      params = r[out.render!.params];
-      m = r[out.render!.m];
-      v = r[out.render!.v];
+      const state = program.nextState(r);
+      params = state[PARAMS];
+      m = state[ADAM_M];
+      v = state[ADAM_V];
       opts.onStep?.(step, Float64Array.from(value));
     }
     const final = Float32Array.from(await toHost(params, ep));
@@ -50,8 +50,11 @@ export async function deviceRenderNeurons(model: DifferentiableModel, targets: r
 
 /** The program the loop compiles: also what `atlas featurevis` describes when it says where the nodes run. */
 export function renderProgram(setup: Pick<ReturnType<typeof renderSetup>, 'size' | 'batch' | 'objective' | 'transforms'>, opts: RenderOptions): ProgramSpec {
-  const render: RenderGraphSpec = { param: opts.param ?? 'fft', size: setup.size, decorrelate: opts.decorrelate ?? true, stages: setup.transforms.length + 1, batch: setup.batch };
-  return { objective: setup.objective, logits: false, render };
+  return { objective: setup.objective, logits: false, extension: renderStep(renderGraphSpec(setup, opts)) };
+}
+
+function renderGraphSpec(setup: Pick<ReturnType<typeof renderSetup>, 'size' | 'batch' | 'transforms'>, opts: RenderOptions): RenderGraphSpec {
+  return { param: opts.param ?? 'fft', size: setup.size, decorrelate: opts.decorrelate ?? true, stages: setup.transforms.length + 1, batch: setup.batch };
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { VjpRule } from '../autodiff/vjp/rule.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import type { Graph } from '../onnx/graph.ts';
+import type { GraphExtension } from '../runtime/graph-extension.ts';
 import { PIXELS } from '../onnx/normalize.ts';
 import { DType, type ValueInfoProto } from '../onnx/proto.ts';
 import { ShapedBuilder } from '../onnx/shaped-builder.ts';
@@ -31,6 +32,20 @@ export const ADAM_V = 'featurevis/adam/v';
 export const NEXT_PARAMS = 'featurevis/next/params';
 export const NEXT_M = 'featurevis/next/m';
 export const NEXT_V = 'featurevis/next/v';
+
+/**
+ * The render step as the runtime's graph extension: the pixels come from PARAMS through the parameterization and
+ * the fed transforms, the gradient is taken with respect to PARAMS, and Adam's step gives the next parameters and
+ * moments, fed back as PARAMS, ADAM_M and ADAM_V.
+ */
+export function renderStep(spec: RenderGraphSpec): GraphExtension {
+  return {
+    key: `render:${JSON.stringify(spec)}`,
+    state: { [NEXT_PARAMS]: PARAMS, [NEXT_M]: ADAM_M, [NEXT_V]: ADAM_V },
+    prepare: ({ graph, floatType, inputDims }) => ({ wrt: PARAMS, ...prependImage(graph, floatType, spec, inputDims) }),
+    extend: ({ graph, floatType }, grad) => appendAdamStep(graph, floatType, spec, grad),
+  };
+}
 
 /** Shape of one image's parameters. */
 export function paramDims(spec: RenderGraphSpec): number[] {

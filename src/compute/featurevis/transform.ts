@@ -250,5 +250,9 @@ export function samplingGraph(g: ShapedBuilder, x: string, k: number, channels: 
   });
   const weighted = g.op('Mul', [taps, names.weights], [-1, channels, -1, 4]);
   const summed = g.op('ReduceSum', [weighted, b.int64Const('axes', [3])], [-1, channels, -1], { keepdims: 0 });
+  // The sum's adjoint hands back g as [B,C,out,1] instead of expanding it to [B,C,out,4] (what the general ReduceSum
+  // rule does): the Mul's adjoint multiplies it by the [out,4] weights, which broadcasts it to the same products
+  // without writing and reading the expanded copy (14 % of a MobileNetV2 render step, BENCHMARKS.md).
+  adjoints.set(b.emitted.at(-1)!.name!, (_node, dOut, _needs, ctx) => [ctx.b.op('Unsqueeze', [dOut[0]!, ctx.b.int64Const('axes', [3])]), undefined]);
   return g.op('Add', [summed, names.constant], [-1, channels, -1]);
 }

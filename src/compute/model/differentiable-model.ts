@@ -8,7 +8,7 @@ import { PIXELS, prependNormalization, type Normalization } from '../onnx/normal
 import { upgradeOpset } from '../onnx/opset.ts';
 import { DType, num } from '../onnx/proto.ts';
 import { PROBE_BATCH, probeTensors } from '../runtime/probe.ts';
-import { Program, type FloatArray, type PreparedModel, type ProgramResult, type ProgramSpec } from '../runtime/program.ts';
+import { Program, programKey, type FloatArray, type PreparedModel, type ProgramResult, type ProgramSpec } from '../runtime/program.ts';
 import type { SessionOptions } from '../runtime/session.ts';
 
 export interface ModelInput {
@@ -85,7 +85,7 @@ export class DifferentiableModel {
 
   /** A compiled program, shared between calls with the same spec. */
   program(spec: ProgramSpec): Promise<Program> {
-    const key = JSON.stringify(spec);
+    const key = programKey(spec);
     let p = this.programs.get(key);
     if (!p) {
       p = Program.compile(this.prepared, spec, this.session);

@@ -1,16 +1,16 @@
 // A program is the model compiled for one question: forward outputs, chosen activations and, when an objective is
 // given, d(objective)/d(pixels) — all from one onnxruntime session, in one run. Everything not needed for the
-// requested outputs is pruned, so a channel objective in layer3 never computes layer4.
-import { appendPgdUpdate, CLEAN, CLEAN_OUT, EPS, NEXT, SIGNED_ALPHA, type PgdUpdate } from '../attacks/pgd-graph.ts';
+// requested outputs is pruned, so a channel objective in layer3 never computes layer4. A loop that steps on the device
+// (PGD, feature visualization) adds its step through a graph extension (graph-extension.ts); this module knows no loop.
 import { backprop } from '../autodiff/backprop.ts';
 import { foldChannelScales } from '../autodiff/fold-channel-scales.ts';
-import { appendAdamStep, NEXT_M, NEXT_PARAMS, NEXT_V, PARAMS, prependImage, type RenderGraphSpec } from '../featurevis/render-graph.ts';
 import { buildObjective, usesLabels, type Objective } from '../autodiff/objectives.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { Graph } from '../onnx/graph.ts';
 import { findLayer, type Layer } from '../onnx/layers.ts';
 import { PIXELS } from '../onnx/normalize.ts';
 import { DType, type NodeProto } from '../onnx/proto.ts';
+import type { GraphExtension } from './graph-extension.ts';
 import type { TensorInfo } from './probe.ts';
 import { createSession, ort, providerLimits, type SessionOptions } from './session.ts';
 
@@ -21,16 +21,15 @@ export interface ProgramSpec {
   /** return the logits (default true unless an objective makes them unnecessary and `logits: false`) */
   logits?: boolean;
   /**
-   * Also take one PGD step on the objective's gradient: input `clean` (x₀), outputs `next` and `clean_out` (x₀ again),
-   * so an attack loop can keep both on the device.
+   * A whole loop step around the gradient (a PGD update, a feature-visualization render): the extension adds its
+   * inputs, nodes and state outputs, and the gradient itself is no longer an output (graph-extension.ts).
    */
-  update?: PgdUpdate;
-  /**
-   * Feature visualization: the pixels come from parameters through the image parameterization and this step's
-   * transforms (fed at run time), the gradient is taken with respect to the parameters, and an Adam step is appended
-   * (featurevis/render-graph.ts).
-   */
-  render?: RenderGraphSpec;
+  extension?: GraphExtension;
+}
+
+/** The key programs are compiled once per: the spec, with an extension standing for its key. */
+export function programKey(spec: ProgramSpec): string {
+  return JSON.stringify({ ...spec, extension: spec.extension?.key });
 }
 
 export interface PreparedModel {
@@ -60,7 +59,8 @@ export class Program {
   readonly session: ort.InferenceSession;
   readonly spec: ProgramSpec;
   private readonly model: PreparedModel;
-  readonly outputs: { logits?: string; objective?: string; grad?: string; next?: string; cleanOut?: string; render?: { params: string; m: string; v: string }; activations: [string, string][] };
+  /** `state`: the extension's device-resident outputs, output name → the input it feeds on the next step */
+  readonly outputs: { logits?: string; objective?: string; grad?: string; state: Readonly<Record<string, string>>; activations: [string, string][] };
   readonly needsLabels: boolean;
   /** run-time objective inputs (`direction`/`map` terms): name → dims after the batch */
   readonly inputs: ReadonlyMap<string, number[]>;
@@ -77,8 +77,8 @@ export class Program {
   static async compile(model: PreparedModel, spec: ProgramSpec, opts: SessionOptions = {}): Promise<Program> {
     const { bytes, outputs, needsLabels, inputs, nodes } = buildProgramGraph(model, spec);
     const cpuNodes = providerLimits(nodes, opts.ep ?? 'cpu').map((n) => n.node);
-    // The PGD and render loops feed these back in; everything else (loss, logits, objective) is small and read on the host.
-    const deviceOutputs = spec.update ? [outputs.next!, outputs.cleanOut!] : spec.render ? Object.values(outputs.render!) : [];
+    // A loop feeds these back in; everything else (loss, logits, objective) is small and read on the host.
+    const deviceOutputs = Object.keys(outputs.state);
     const session = await createSession(bytes, { ...opts, deviceOutputs, cpuNodes });
     return new Program(session, model, spec, outputs, needsLabels, inputs);
   }
@@ -90,7 +90,7 @@ export class Program {
     if (pixels.length === 0 || pixels.length % per !== 0) {
       throw new Error(`pixels has ${pixels.length} values, not a multiple of ${c}×${h}×${w}`);
     }
-    if (this.spec.update || this.spec.render) throw new Error('internal: a PGD or render step program runs through runTensors (device-pgd.ts, device-render.ts)');
+    if (this.spec.extension) throw new Error('internal: a program with a graph extension runs through runTensors and nextState');
     const n = pixels.length / per;
     const feeds: Record<string, ort.Tensor> = { [PIXELS]: floatTensor(this.model.floatType, pixels, [n, c, h, w]) };
     if (this.needsLabels) {
@@ -124,6 +124,14 @@ export class Program {
     return feeds;
   }
 
+  /**
+   * The extension's state outputs of a run, renamed to the inputs they feed next: `{ ...feeds, ...nextState(r) }` is
+   * the next step's feeds.
+   */
+  nextState(result: Readonly<Record<string, ort.Tensor>>): Record<string, ort.Tensor> {
+    return Object.fromEntries(Object.entries(this.outputs.state).map(([output, input]) => [input, result[output]]));
+  }
+
   /** One run on tensors that may live on the device (IO binding); the caller owns and disposes the results. */
   runTensors(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
     return this.session.run(feeds) as Promise<Record<string, ort.Tensor>>;
@@ -149,10 +157,12 @@ export function labelTensor(labels: ArrayLike<number>): ort.Tensor {
 /** The augmented graph, exposed for tests and for `atlas` users who want to look at it in Netron. */
 export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
   const graph = Graph.decode(model.bytes);
-  if (spec.render && (!spec.objective || spec.update)) throw new Error('a render step needs an objective and no PGD update');
-  const render = spec.render ? prependImage(graph, model.floatType, spec.render, model.inputDims) : undefined;
+  const { extension } = spec;
+  if (extension && !spec.objective) throw new Error('a graph extension needs an objective to take the gradient of');
+  const ctx = { graph, floatType: model.floatType, inputDims: model.inputDims };
+  const extended = extension?.prepare?.(ctx) ?? {};
   const dims = (t: string): number[] => {
-    const own = render?.dims.get(t);
+    const own = extended.dims?.get(t);
     if (own) return own;
     const info = model.tensors.get(t);
     if (info) return info.dims;
@@ -160,7 +170,7 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     if (init) return (init.dims ?? []).map(Number);
     throw new Error(`internal: no static shape for tensor '${t}'`);
   };
-  const outputs: Program['outputs'] = { activations: [] };
+  const outputs: Program['outputs'] = { state: extension?.state ?? {}, activations: [] };
   let labelsCreated = false;
   const inputs = new Map<string, number[]>();
   let forwardNodes: Set<NodeProto> | undefined;
@@ -205,33 +215,15 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     graph.addOutput(OBJECTIVE);
     outputs.objective = OBJECTIVE;
     forwardNodes = new Set(graph.nodes);
-    const grad = backprop(graph, { wrt: render ? PARAMS : PIXELS, seeds: built.seeds, dims, floatType: model.floatType, adjoints: render?.adjoints });
-    if (spec.render) {
-      appendAdamStep(graph, model.floatType, spec.render, grad);
-      outputs.render = { params: NEXT_PARAMS, m: NEXT_M, v: NEXT_V };
-    } else if (spec.update) {
-      const pixelsInput = graph.inputs.find((i) => i.name === PIXELS)!;
-      graph.reserve(CLEAN);
-      graph.inputs.push({ name: CLEAN, type: pixelsInput.type });
-      for (const scalar of [EPS, SIGNED_ALPHA]) {
-        graph.reserve(scalar);
-        graph.inputs.push({ name: scalar, type: { tensorType: { elemType: model.floatType, shape: { dim: [] } } } });
-      }
-      const b = new GraphBuilder(graph, model.floatType);
-      const next = appendPgdUpdate(b, { pixels: PIXELS, clean: CLEAN, grad, eps: EPS, signedAlpha: SIGNED_ALPHA }, spec.update);
-      for (const [from, to] of [[next, NEXT], [CLEAN, CLEAN_OUT]] as const) {
-        graph.reserve(to);
-        graph.nodes.push({ name: graph.fresh(`pgd/${to}`), opType: 'Identity', input: [from], output: [to] });
-        graph.addOutput(to);
-      }
-      outputs.next = NEXT;
-      outputs.cleanOut = CLEAN_OUT;
+    const grad = backprop(graph, { wrt: extended.wrt ?? PIXELS, seeds: built.seeds, dims, floatType: model.floatType, adjoints: extended.adjoints });
+    if (extension) {
+      extension.extend(ctx, grad);
+      const missing = Object.keys(extension.state).filter((o) => !graph.outputs.some((g) => g.name === o));
+      if (missing.length) throw new Error(`internal: graph extension '${extension.key}' declared state it did not output: ${missing.join(', ')}`);
     } else {
       graph.addOutput(grad);
       outputs.grad = grad;
     }
-  } else if (spec.update) {
-    throw new Error('a PGD step needs an objective to climb');
   }
   if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations or an objective');
   graph.prune();
