@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { runPipeline } from '../../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../../compute/pipeline/terminal-reporter.ts';
+import { queueCoordinator } from '../../compute/queue/coordinator.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
-import { specPath } from '../../config.ts';
+import { queueUrl, specPath } from '../../config.ts';
 
 export interface ComputeOptions {
   /** execution provider (cpu, webgpu, cuda) or auto; default ATLAS_EP, else cpu */
@@ -17,19 +18,30 @@ export interface ComputeOptions {
   dryRun?: boolean;
   /** only these step kinds (and what they depend on) */
   kinds?: string[];
+  /** redis://host:port: shard the heavy steps over `atlas worker` processes; default ATLAS_QUEUE, else none */
+  queue?: string;
 }
 
 /** Run (or plan) the compute steps of an experiment spec, as `npm run build` does before building the site. */
 export async function compute(opts: ComputeOptions): Promise<void> {
-  await runPipeline({
-    specPath: path.resolve(specPath(opts.spec)),
-    projectRoot: process.cwd(),
-    dataDir: opts.data,
-    cacheDir: opts.cache,
-    force: opts.force?.includes('all') ? 'all' : opts.force,
-    dryRun: opts.dryRun,
-    kinds: opts.kinds,
-    provider: opts.ep,
-    reporter: terminalReporter(),
-  });
+  const reporter = terminalReporter();
+  const queue = queueUrl(opts.queue);
+  // A dry run plans keys only: it needs no queue.
+  const coordinator = queue && !opts.dryRun ? await queueCoordinator({ queue, log: (l) => reporter.log?.(l) }) : undefined;
+  try {
+    await runPipeline({
+      specPath: path.resolve(specPath(opts.spec)),
+      projectRoot: process.cwd(),
+      dataDir: opts.data,
+      cacheDir: opts.cache,
+      force: opts.force?.includes('all') ? 'all' : opts.force,
+      dryRun: opts.dryRun,
+      kinds: opts.kinds,
+      provider: opts.ep,
+      reporter,
+      shardRunner: coordinator?.run,
+    });
+  } finally {
+    await coordinator?.close();
+  }
 }
