@@ -34,6 +34,7 @@ export const VARIABLES = [
   { name: 'ATLAS_MODELS', scope: 'bench', meaning: 'benchmarks only: folder of the models `npm run bench` times', default: '`$ATLAS_SHARED/models`', flag: '`npm run bench -- --models-dir`' },
   { name: 'ATLAS_SHARED', scope: 'test', meaning: 'tests and benchmarks: the shared data folder (models, images, golden values)', default: '`../shared` beside the checkout', flag: '(none)' },
   { name: 'ATLAS_BROWSER_DIST', scope: 'test', meaning: 'tests only: the browser test uses this built site instead of building the article itself', default: 'unset: the test builds it', flag: '(none)' },
+  { name: 'ATLAS_TEST_REDIS', scope: 'test', meaning: 'tests only: the Redis server (`redis://127.0.0.1:port`, its databases 1 to 15 free) the job-queue tests use instead of starting their own', default: 'unset: they start a redis-server on a free loopback port, or skip without one', flag: '(none)' },
   { name: 'ATLAS_BROWSER_BASE', scope: 'test', meaning: 'tests only: the `base` that ATLAS_BROWSER_DIST was built with', default: '`/atlas/`', flag: '(none)' },
 ] as const satisfies readonly Variable[];
 
@@ -155,6 +156,11 @@ export function modelsDir(flag?: string, env: Env = process.env): string {
 
 export function browserDist(env: Env = process.env): string | undefined {
   return variable('ATLAS_BROWSER_DIST', env);
+}
+
+/** The Redis server the queue tests use; undefined: they start their own. */
+export function testRedis(env: Env = process.env): string | undefined {
+  return variable('ATLAS_TEST_REDIS', env);
 }
 
 export function browserBase(env: Env = process.env): string {

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Graph } from '../src/compute/onnx/graph.ts';
 import { runPipeline, type PipelineResult } from '../src/compute/pipeline/run-pipeline.ts';
 import { queueCoordinator, type QueueCoordinator } from '../src/compute/queue/coordinator.ts';
+import { testRedis } from '../src/config.ts';
 import { testProject, type TestProject } from './helpers/project.ts';
 import { redisServerBinary, startRedis, type TestRedis } from './helpers/redis.ts';
 import { shared } from './helpers/shared.ts';
@@ -31,8 +32,10 @@ const SHARD_SIZE = { attack: 1 };
 /** A dead worker's shard is taken over after this (the default, 30 s, would make the test wait). */
 const LOCK_MS = 2000;
 
-const redisBinary = redisServerBinary();
-if (!redisBinary) console.warn('queue tests skipped: no redis-server on PATH (.ci/run installs Debian\'s redis-server)');
+// .ci/run's server, else one of our own, else the tests skip and say why.
+const given = testRedis();
+const redisBinary = given ? undefined : redisServerBinary();
+if (!given && !redisBinary) console.warn('queue tests skipped: no ATLAS_TEST_REDIS and no redis-server on PATH (.ci/run installs Debian\'s redis-server)');
 
 /** Every output file of every step, by its sha256. */
 async function entryBytes(r: PipelineResult): Promise<Record<string, string>> {
@@ -43,14 +46,14 @@ async function entryBytes(r: PipelineResult): Promise<Record<string, string>> {
   return out;
 }
 
-describe.skipIf(!redisBinary)('job queue (BullMQ on a local redis-server)', () => {
+describe.skipIf(!given && !redisBinary)('job queue (BullMQ on a local redis-server)', () => {
   let redis: TestRedis;
   let reference: Record<string, string>;
   let db = 0;
   const workers: ChildProcess[] = [];
   const coordinators: QueueCoordinator[] = [];
 
-  /** A fresh Redis database per test, so no test finds another's jobs. */
+  /** A fresh Redis database per test (1, 2, 3), so no test finds another's jobs. */
   const queueUrl = () => `${redis.url}/${++db}`;
 
   function startWorker(queue: string, data: string): ChildProcess & { output: string } {
@@ -73,7 +76,7 @@ describe.skipIf(!redisBinary)('job queue (BullMQ on a local redis-server)', () =
     runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache, shardRunner: c.run, reporter: extra });
 
   beforeAll(async () => {
-    redis = await startRedis(redisBinary!);
+    redis = given ? { url: given, stop: async () => {} } : await startRedis(redisBinary!);
     const p = await testProject(SPEC);
     reference = await entryBytes(await runPipeline({ specPath: p.spec, projectRoot: p.root, dataDir: p.data, cacheDir: p.cache }));
   });
