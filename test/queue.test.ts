@@ -66,8 +66,8 @@ describe.skipIf(!given && !redisBinary)('job queue (BullMQ on a local redis-serv
     return child;
   }
 
-  async function coordinator(queue: string): Promise<QueueCoordinator> {
-    const c = await queueCoordinator({ queue, shardSize: SHARD_SIZE });
+  async function coordinator(queue: string, recheckMs?: number): Promise<QueueCoordinator> {
+    const c = await queueCoordinator({ queue, shardSize: SHARD_SIZE, recheckMs });
     coordinators.push(c);
     return c;
   }
@@ -144,6 +144,36 @@ describe.skipIf(!given && !redisBinary)('job queue (BullMQ on a local redis-serv
     expect(unfinished).toHaveLength(1);
     expect(successor!.output).toContain(`(job ${unfinished[0]})`);
     expect(await entryBytes(result)).toEqual(reference);
+  });
+
+  it.skipIf(!redisServerBinary())('a Redis server that restarts without its data mid-shard: the coordinator enqueues the lost shards again, and the outputs are the same', async () => {
+    // A server of this test's own, to stop and start again empty on the same port.
+    let own = await startRedis(redisServerBinary()!);
+    try {
+      const p = await testProject(SPEC);
+      const w = startWorker(own.url, p.data);
+      const c = await coordinator(own.url, 1000);
+      let restarted: Promise<void> | undefined;
+      const result = await runOn(p, c, {
+        stepProgress(_step, done, total, label) {
+          if (restarted || !(done > 0 && done < total && label.startsWith('0/'))) return;
+          restarted = (async () => {
+            await own.stop();
+            own = await startRedis(redisServerBinary()!, own.port);
+          })();
+        },
+      });
+      await restarted;
+      expect(restarted).toBeDefined();
+      expect(c.enqueued).toBeGreaterThan(4);
+      expect(w.exitCode).toBeNull();
+      expect(await entryBytes(result)).toEqual(reference);
+    } finally {
+      // Before the server goes: a client closing against a stopped server would wait for it.
+      for (const c of coordinators.splice(0)) await c.close();
+      for (const w of workers.splice(0)) w.kill('SIGKILL');
+      await own.stop();
+    }
   });
 
   it('a worker whose model file differs refuses the job with an error naming the model file', async () => {

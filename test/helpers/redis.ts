@@ -30,9 +30,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startRedis(binary: string, timeoutMs = 10_000): Promise<TestRedis> {
+/** A server on `port` (default: a free one); `port` lets a test start an empty server where one was stopped. */
+export async function startRedis(binary: string, port?: number, timeoutMs = 10_000): Promise<TestRedis & { port: number }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'atlas-redis-'));
-  const port = await freePort();
+  port ??= await freePort();
   const child: ChildProcess = spawn(binary, ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
@@ -62,5 +63,5 @@ export async function startRedis(binary: string, timeoutMs = 10_000): Promise<Te
     await stop();
     throw new Error(`redis-server did not start on 127.0.0.1:${port}: ${output.slice(-500)}`);
   }
-  return { url: `redis://127.0.0.1:${port}`, stop };
+  return { url: `redis://127.0.0.1:${port}`, port, stop };
 }

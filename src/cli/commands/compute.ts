@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { runPipeline } from '../../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../../compute/pipeline/terminal-reporter.ts';
-import { queueCoordinator } from '../../compute/queue/coordinator.ts';
+import { withQueue } from '../../compute/queue/with-queue.ts';
 import type { ProviderChoice } from '../../compute/runtime/execution-provider.ts';
 import { queueUrl, specPath } from '../../config.ts';
 
@@ -25,23 +25,18 @@ export interface ComputeOptions {
 /** Run (or plan) the compute steps of an experiment spec, as `npm run build` does before building the site. */
 export async function compute(opts: ComputeOptions): Promise<void> {
   const reporter = terminalReporter();
-  const queue = queueUrl(opts.queue);
   // A dry run plans keys only: it needs no queue.
-  const coordinator = queue && !opts.dryRun ? await queueCoordinator({ queue, log: (l) => reporter.log?.(l) }) : undefined;
-  try {
-    await runPipeline({
-      specPath: path.resolve(specPath(opts.spec)),
-      projectRoot: process.cwd(),
-      dataDir: opts.data,
-      cacheDir: opts.cache,
-      force: opts.force?.includes('all') ? 'all' : opts.force,
-      dryRun: opts.dryRun,
-      kinds: opts.kinds,
-      provider: opts.ep,
-      reporter,
-      shardRunner: coordinator?.run,
-    });
-  } finally {
-    await coordinator?.close();
-  }
+  const queue = opts.dryRun ? undefined : queueUrl(opts.queue);
+  await withQueue(queue, (l) => reporter.log?.(l), (shardRunner) => runPipeline({
+    specPath: path.resolve(specPath(opts.spec)),
+    projectRoot: process.cwd(),
+    dataDir: opts.data,
+    cacheDir: opts.cache,
+    force: opts.force?.includes('all') ? 'all' : opts.force,
+    dryRun: opts.dryRun,
+    kinds: opts.kinds,
+    provider: opts.ep,
+    reporter,
+    shardRunner,
+  }));
 }

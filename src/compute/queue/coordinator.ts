@@ -9,6 +9,9 @@ import type { ShardedCompute, ShardRunner } from '../pipeline/run-pipeline.ts';
 import { QUEUE_NAME, redisConnection, redisLabel } from './connection.ts';
 import { decodeFiles, shardKey, shardKind, type ShardJob, type ShardProgress, type ShardResult } from './shard.ts';
 
+/** How often a wait for a shard checks that its job still exists. */
+const RECHECK_MS = 15_000;
+
 export interface CoordinatorOptions {
   /** redis://host:port */
   queue: string;
@@ -16,6 +19,8 @@ export interface CoordinatorOptions {
   shardSize?: Readonly<Record<string, number>>;
   /** tries per shard: a worker that fails (not one that dies: that job returns by the stalled check) */
   attempts?: number;
+  /** how often a wait for a shard checks that its job still exists (default 15 s) */
+  recheckMs?: number;
   log?: (line: string) => void;
 }
 
@@ -71,14 +76,11 @@ export async function queueCoordinator(opts: CoordinatorOptions): Promise<QueueC
       show();
       if (missing.length > 0) {
         const spec = await readFile(specPath, 'utf8');
-        const jobs = await Promise.all(missing.map((i) => enqueue({
-          spec, stepId: step.id, stepKey: key, record, shard: planned[i].shard, shardKey: keys[i], index: i, of: planned.length,
-        }, forced)));
-        await Promise.all(jobs.map(async (job, j) => {
-          const i = missing[j];
+        await Promise.all(missing.map(async (i) => {
+          const data: ShardJob = { spec, stepId: step.id, stepKey: key, record, shard: planned[i].shard, shardKey: keys[i], index: i, of: planned.length };
           let result: ShardResult;
           try {
-            result = await job.waitUntilFinished(events);
+            result = await finished(data, forced);
           } catch (err) {
             throw new Error(`${step.kind}:${step.id}: shard ${i + 1}/${planned.length} failed: ${(err as Error).message}`, { cause: err });
           }
@@ -88,13 +90,35 @@ export async function queueCoordinator(opts: CoordinatorOptions): Promise<QueueC
           fraction[i] = 1;
           show();
           // Stored here: Redis need not keep its copy (a coordinator that dies first leaves it for a day).
-          await job.remove().catch(() => {});
+          await queue.remove(keys[i]).catch(() => {});
         }));
       }
     } finally {
       events.off('progress', onProgress);
     }
     return sharding.merge(planned.map((p) => p.shard), parts as Map<string, Uint8Array>[], ctx);
+  }
+
+  /**
+   * The shard's result once a worker has computed it. The wait checks now and then that the job still exists: a Redis
+   * server restarted without its data has lost it, and it is enqueued again rather than waited for for ever.
+   */
+  async function finished(data: ShardJob, forced: boolean): Promise<ShardResult> {
+    let job = await enqueue(data, forced);
+    for (;;) {
+      try {
+        return await job.waitUntilFinished(events, opts.recheckMs ?? RECHECK_MS);
+      } catch (err) {
+        const current = await queue.getJob(data.shardKey);
+        if (!current) {
+          log(`${data.stepId}: shard ${data.index + 1}/${data.of} is no longer on the queue (Redis lost it); enqueued again`);
+          job = await enqueue(data, false);
+          continue;
+        }
+        if ((await current.getState()) === 'failed') throw err;
+        // Still queued or running: the wait timed out only to check.
+      }
+    }
   }
 
   /** The shard's job: the one already on the queue under its key (waiting, running or done), else a new one. */
