@@ -130,7 +130,7 @@ describe.skipIf(!given && !redisBinary)('job queue (BullMQ on a local redis-serv
       stepProgress(step, done, total, label) {
         // Progress inside a shard while none of the step's shards has finished can only come from the worker's own
         // report: kill it there, then start the worker that is to take over.
-        if (killedAt || !(done > 0 && done < total && label.startsWith('0/'))) return;
+        if (killedAt || !(done > 0 && done < total && label.includes('; 0 of '))) return;
         killedAt = `${step.id} at ${done}/${total}`;
         doomed.kill('SIGKILL');
         successor = startWorker(queue, p.data);
@@ -156,7 +156,7 @@ describe.skipIf(!given && !redisBinary)('job queue (BullMQ on a local redis-serv
       let restarted: Promise<void> | undefined;
       const result = await runOn(p, c, {
         stepProgress(_step, done, total, label) {
-          if (restarted || !(done > 0 && done < total && label.startsWith('0/'))) return;
+          if (restarted || !(done > 0 && done < total && label.includes('; 0 of '))) return;
           restarted = (async () => {
             await own.stop();
             own = await startRedis(redisServerBinary()!, own.port);

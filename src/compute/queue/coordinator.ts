@@ -62,7 +62,7 @@ export async function queueCoordinator(opts: CoordinatorOptions): Promise<QueueC
     const show = () => {
       const done = fraction.reduce((a, f, i) => a + f * units[i], 0);
       const finished = fraction.filter((f) => f === 1).length;
-      ctx.progress(Math.round(done * 1000) / 1000, totalUnits, `${finished}/${planned.length} shards (${sharding.unit})`);
+      ctx.progress(Math.round(done * 10) / 10, totalUnits, `${sharding.unit}; ${finished} of ${planned.length} shards done`);
     };
     const onProgress = ({ jobId, data }: { jobId: string; data: unknown }) => {
       const i = byJob.get(jobId);
