@@ -126,8 +126,8 @@ program.command('worker')
   .option('--queue <url>', 'the Redis server (redis://host:port; default: ATLAS_QUEUE)')
   .addOption(dataOption())
   .addOption(epOption())
-  .option('--concurrency <n>', 'shards at once in this process (they share one loaded model)', (v) => parseInteger(v, '--concurrency', 1), 1)
-  .option('--lock-duration <ms>', 'how long a shard of a worker that died waits before another worker takes it over', (v) => parseInteger(v, '--lock-duration', 1000), 30000)
+  .option('--concurrency <n>', 'shards at once in this process, sharing one loaded model (onnxruntime runs on the main thread, so they take turns at it; start more workers for parallel work)', (v) => parseInteger(v, '--concurrency', 1), 1)
+  .option('--lock-duration <ms>', 'how long a shard of a worker that died waits before another worker takes it over; must exceed the longest single onnxruntime run of a shard', (v) => parseInteger(v, '--lock-duration', 1000), 30000)
   .action(async (o: WorkerCliOptions) => workerCommand(o));
 
 program.command('featurevis')

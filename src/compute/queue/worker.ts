@@ -22,12 +22,15 @@ export interface WorkerOptions {
   /** absolute: the data directory the jobs' specs are relative to */
   dataDir: string;
   ep?: ProviderChoice;
-  /** shards computed at once in this process (they share one loaded model) */
+  /**
+   * Shards taken at once by this process. They share one loaded model, and onnxruntime-node runs a session
+   * synchronously on the main thread, so they take turns at it: only loading and encoding overlap.
+   */
   concurrency?: number;
   /**
    * How long a job may go without this worker renewing its lock before another worker takes it over: the time a
-   * dead worker's shard waits. Renewed every half of it; an event loop blocked longer than that (a long synchronous
-   * call) would let the job be taken over while it still runs.
+   * dead worker's shard waits. Renewed every half of it, between onnxruntime runs (each blocks the event loop), so it
+   * must exceed the longest single run; a lapsed lock lets another worker compute the same shard again.
    */
   lockDurationMs?: number;
   log?: (line: string) => void;
