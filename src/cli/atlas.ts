@@ -119,6 +119,7 @@ program.command('compute')
   .addOption(dataOption())
   .addOption(cacheOption())
   .option('--queue <url>', 'shard feature visualization and attacks over `atlas worker` processes through this Redis server (redis://host:port; default: ATLAS_QUEUE, else compute here)')
+  .option('--shard-size <kind=n...>', 'with --queue: units per shard, e.g. featurevis=16 (neurons, rounded up to whole render batches; default one batch) attack=64 (images; default 16)')
   .action(async (spec: string | undefined, o: ComputeFlags) => compute({ spec, ...o }));
 
 program.command('worker')

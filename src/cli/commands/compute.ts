@@ -20,6 +20,8 @@ export interface ComputeOptions {
   kinds?: string[];
   /** redis://host:port: shard the heavy steps over `atlas worker` processes; default ATLAS_QUEUE, else none */
   queue?: string;
+  /** `<step kind>=<units>` each: neurons per featurevis shard, images per attack shard */
+  shardSize?: string[];
 }
 
 /** Run (or plan) the compute steps of an experiment spec, as `npm run build` does before building the site. */
@@ -38,5 +40,17 @@ export async function compute(opts: ComputeOptions): Promise<void> {
     provider: opts.ep,
     reporter,
     shardRunner,
-  }));
+  }), opts.shardSize && parseShardSizes(opts.shardSize));
+}
+
+/** `featurevis=16 attack=64` → { featurevis: 16, attack: 64 }. */
+export function parseShardSizes(items: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of items) {
+    const m = /^([a-z_]+)=(\d+)$/.exec(item);
+    if (!m || Number(m[2]) < 1) throw new Error(`--shard-size: expected <kind>=<n> with n ≥ 1 (featurevis=8, attack=16), got '${item}'`);
+    if (m[1] !== 'featurevis' && m[1] !== 'attack') throw new Error(`--shard-size: '${m[1]}' is not a sharded step kind (featurevis, attack)`);
+    out[m[1]] = Number(m[2]);
+  }
+  return out;
 }
