@@ -16,8 +16,10 @@ import { shared } from './helpers/shared.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../src/cli/atlas.ts');
 
-// Two featurevis shards (one neuron per render batch) and, with one image per shard, two attack shards; a random
-// start, so the attack's shards must draw each image's start as the whole run does.
+// Two featurevis shards (one neuron per render batch) and, with one image per shard, two attack shards and two
+// activations shards (one image per analysis batch); a random start, so the attack's shards must draw each image's
+// start as the whole run does. The analyses that read the activations (neurons, polysemantic, atlas) run on the
+// coordinator.
 const SPEC = `id: test-atlas
 seed: 1
 model:
@@ -26,9 +28,15 @@ images:
   folder: images/two
 attacks:
   any_untargeted: { from: '*', eps: 4/255, alpha: 1/255, steps: 3, random_start: true }
+layers: [features.17.conv.2]
+analysis: { batch: 1 }
 featurevis: { neurons: [features.17.conv.2:1, features.17.conv.2:2], size: 16, steps: 24, batch: 1 }
 `;
-const SHARD_SIZE = { attack: 1 };
+const SHARD_SIZE = { attack: 1, activations: 1 };
+const STEPS = ['any_untargeted', 'activations', 'neurons_any_untargeted', 'polysemantic', 'atlas', 'featurevis'];
+const SHARDED = ['any_untargeted', 'activations', 'featurevis'];
+/** Jobs a run of the spec on an empty cache enqueues: two shards of each sharded step. */
+const JOBS = 6;
 /** A dead worker's shard is taken over after this (the default, 30 s, would make the test wait). */
 const LOCK_MS = 2000;
 
@@ -95,27 +103,27 @@ describe.skipIf(!given && !redisBinary)('job queue (BullMQ on a local redis-serv
     await redis?.stop();
   });
 
-  it('two workers compute the featurevis and attack shards; the outputs equal the single-process run byte for byte, and a second run enqueues nothing', async () => {
+  it('two workers compute the featurevis, attack and activations shards; the outputs equal the single-process run byte for byte, and a second run enqueues nothing', async () => {
     const queue = queueUrl();
     const p = await testProject(SPEC);
     startWorker(queue, p.data);
     startWorker(queue, p.data);
     const c = await coordinator(queue);
     const first = await runOn(p, c);
-    expect(first.steps.map((s) => [s.id, s.status])).toEqual([['any_untargeted', 'computed'], ['featurevis', 'computed']]);
-    expect(c.enqueued).toBe(4);
+    expect(first.steps.map((s) => [s.id, s.status])).toEqual(STEPS.map((id) => [id, 'computed']));
+    expect(c.enqueued).toBe(JOBS);
     expect(await entryBytes(first)).toEqual(reference);
 
     const second = await runOn(p, c);
-    expect(second.steps.map((s) => s.status)).toEqual(['cached', 'cached']);
-    expect(c.enqueued).toBe(4);
+    expect(second.steps.map((s) => s.status)).toEqual(STEPS.map(() => 'cached'));
+    expect(c.enqueued).toBe(JOBS);
 
-    // The steps' entries gone but their shards cached (a coordinator interrupted before the merge): the merge runs
-    // again from the cache, and still nothing goes on the queue.
-    for (const s of first.steps) await rm(s.entry!.dir, { recursive: true });
+    // The sharded steps' entries gone but their shards cached (a coordinator interrupted before the merge): the
+    // merges run again from the cache, and still nothing goes on the queue.
+    for (const s of first.steps.filter((s) => SHARDED.includes(s.id))) await rm(s.entry!.dir, { recursive: true });
     const third = await runOn(p, c);
-    expect(third.steps.map((s) => s.status)).toEqual(['computed', 'computed']);
-    expect(c.enqueued).toBe(4);
+    expect(third.steps.map((s) => [s.id, s.status])).toEqual(STEPS.map((id) => [id, SHARDED.includes(id) ? 'computed' : 'cached']));
+    expect(c.enqueued).toBe(JOBS);
     expect(await entryBytes(third)).toEqual(reference);
   });
 
@@ -165,7 +173,7 @@ describe.skipIf(!given && !redisBinary)('job queue (BullMQ on a local redis-serv
       });
       await restarted;
       expect(restarted).toBeDefined();
-      expect(c.enqueued).toBeGreaterThan(4);
+      expect(c.enqueued).toBeGreaterThan(JOBS);
       expect(w.exitCode).toBeNull();
       expect(await entryBytes(result)).toEqual(reference);
     } finally {

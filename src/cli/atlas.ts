@@ -118,8 +118,8 @@ program.command('compute')
   .addOption(epOption())
   .addOption(dataOption())
   .addOption(cacheOption())
-  .option('--queue <url>', 'shard feature visualization and attacks over `atlas worker` processes through this Redis server (redis://host:port; default: ATLAS_QUEUE, else compute here)')
-  .option('--shard-size <kind=n...>', 'with --queue: units per shard, e.g. featurevis=16 (neurons, rounded up to whole render batches; default one batch) attack=64 (images; default 16)')
+  .option('--queue <url>', 'shard feature visualization, attacks and activation recording over `atlas worker` processes through this Redis server (redis://host:port; default: ATLAS_QUEUE, else compute here)')
+  .option('--shard-size <kind=n...>', 'with --queue: units per shard, e.g. featurevis=16 (neurons, rounded up to whole render batches; default one batch) attack=64 (images; default 16) activations=512 (images, rounded up to whole analysis batches; default 256)')
   .action(async (spec: string | undefined, o: ComputeFlags) => compute({ spec, ...o }));
 
 program.command('worker')

@@ -20,7 +20,7 @@ export interface ComputeOptions {
   kinds?: string[];
   /** redis://host:port: shard the heavy steps over `atlas worker` processes; default ATLAS_QUEUE, else none */
   queue?: string;
-  /** `<step kind>=<units>` each: neurons per featurevis shard, images per attack shard */
+  /** `<step kind>=<units>` each: neurons per featurevis shard, images per attack or activations shard */
   shardSize?: string[];
 }
 
@@ -43,13 +43,16 @@ export async function compute(opts: ComputeOptions): Promise<void> {
   }), opts.shardSize && parseShardSizes(opts.shardSize));
 }
 
+/** The step kinds that declare shards (steps/featurevis.ts, attack.ts, activations.ts), for checking the flag. */
+const SHARDED_KINDS = ['featurevis', 'attack', 'activations'];
+
 /** `featurevis=16 attack=64` → { featurevis: 16, attack: 64 }. */
 export function parseShardSizes(items: readonly string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const item of items) {
     const m = /^([a-z_]+)=(\d+)$/.exec(item);
-    if (!m || Number(m[2]) < 1) throw new Error(`--shard-size: expected <kind>=<n> with n ≥ 1 (featurevis=8, attack=16), got '${item}'`);
-    if (m[1] !== 'featurevis' && m[1] !== 'attack') throw new Error(`--shard-size: '${m[1]}' is not a sharded step kind (featurevis, attack)`);
+    if (!m || Number(m[2]) < 1) throw new Error(`--shard-size: expected <kind>=<n> with n ≥ 1 (featurevis=8, attack=16, activations=256), got '${item}'`);
+    if (!SHARDED_KINDS.includes(m[1])) throw new Error(`--shard-size: '${m[1]}' is not a sharded step kind (${SHARDED_KINDS.join(', ')})`);
     out[m[1]] = Number(m[2]);
   }
   return out;
