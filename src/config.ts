@@ -29,10 +29,12 @@ export const VARIABLES = [
   { name: 'ATLAS_BIB', scope: 'build', meaning: "the article's BibTeX bibliography", default: '`content/references.bib`', flag: '(none)' },
   { name: 'ATLAS_BASE', scope: 'build', meaning: 'URL path the site is served under (starts and, by convention, ends with `/`)', default: '`/`', flag: '`astro build --base`, `npm run bench -- --base`' },
   { name: 'ATLAS_OUT', scope: 'build', meaning: 'where `astro build` writes the site', default: '`dist/`', flag: '`astro build --outDir`' },
+  { name: 'ATLAS_QUEUE', scope: 'build', meaning: 'a Redis server (`redis://host:port`) whose job queue spreads the feature visualization and attack steps over `atlas worker` processes, on this machine or others', default: 'unset: every step computes in this process', flag: '`--queue` (`atlas compute`, `atlas worker`)' },
   { name: 'ATLAS_DEBUG', scope: 'build', meaning: "`1` (or `true`/`yes`/`on`): an `atlas` error prints its stack trace after the one-line message", default: 'off', flag: '(none)' },
   { name: 'ATLAS_MODELS', scope: 'bench', meaning: 'benchmarks only: folder of the models `npm run bench` times', default: '`$ATLAS_SHARED/models`', flag: '`npm run bench -- --models-dir`' },
   { name: 'ATLAS_SHARED', scope: 'test', meaning: 'tests and benchmarks: the shared data folder (models, images, golden values)', default: '`../shared` beside the checkout', flag: '(none)' },
   { name: 'ATLAS_BROWSER_DIST', scope: 'test', meaning: 'tests only: the browser test uses this built site instead of building the article itself', default: 'unset: the test builds it', flag: '(none)' },
+  { name: 'ATLAS_TEST_REDIS', scope: 'test', meaning: 'tests only: the Redis server (`redis://127.0.0.1:port`, its databases 1 to 15 free) the job-queue tests use instead of starting their own', default: 'unset: they start a redis-server on a free loopback port, or skip without one', flag: '(none)' },
   { name: 'ATLAS_BROWSER_BASE', scope: 'test', meaning: 'tests only: the `base` that ATLAS_BROWSER_DIST was built with', default: '`/atlas/`', flag: '(none)' },
 ] as const satisfies readonly Variable[];
 
@@ -78,6 +80,21 @@ export function mirror(flag?: string, env: Env = process.env): string | undefine
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v) && !/^(https?|file):\/\//i.test(v)) {
       throw invalid('ATLAS_MIRROR', v, 'use an http(s) or file: URL, or a folder');
     }
+    return v;
+  });
+}
+
+/** The job queue's Redis URL, or undefined: compute everything in this process. */
+export function queueUrl(flag?: string, env: Env = process.env): string | undefined {
+  return resolve('ATLAS_QUEUE', flag, env, () => undefined, (v) => {
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      throw invalid('ATLAS_QUEUE', v, 'expected a Redis URL such as redis://127.0.0.1:6379');
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw invalid('ATLAS_QUEUE', v, 'expected a redis:// (or rediss://) URL such as redis://127.0.0.1:6379');
+    if (!url.hostname) throw invalid('ATLAS_QUEUE', v, 'the URL names no host (redis://host:port)');
     return v;
   });
 }
@@ -139,6 +156,11 @@ export function modelsDir(flag?: string, env: Env = process.env): string {
 
 export function browserDist(env: Env = process.env): string | undefined {
   return variable('ATLAS_BROWSER_DIST', env);
+}
+
+/** The Redis server the queue tests use; undefined: they start their own. */
+export function testRedis(env: Env = process.env): string | undefined {
+  return variable('ATLAS_TEST_REDIS', env);
 }
 
 export function browserBase(env: Env = process.env): string {

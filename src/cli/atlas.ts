@@ -13,6 +13,7 @@ import { grad } from './commands/grad.ts';
 import { inspect } from './commands/inspect.ts';
 import { patch, type PatchCliOptions } from './commands/patch.ts';
 import { providers } from './commands/providers.ts';
+import { workerCommand, type WorkerCliOptions } from './commands/worker.ts';
 import { parseInteger, parseNumber } from './parse.ts';
 import { budgetProblems } from '../compute/attacks/attack-params.ts';
 
@@ -123,7 +124,18 @@ program.command('compute')
   .addOption(epOption())
   .addOption(dataOption())
   .addOption(cacheOption())
+  .option('--queue <url>', 'shard feature visualization, attacks and activation recording over `atlas worker` processes through this Redis server (redis://host:port; default: ATLAS_QUEUE, else compute here)')
+  .option('--shard-size <kind=n...>', 'with --queue: units per shard, e.g. featurevis=16 (neurons, rounded up to whole render batches; default one batch) attack=64 (images; default 16) activations=512 (images, rounded up to whole analysis batches; default 256)')
   .action(async (spec: string | undefined, o: ComputeFlags) => compute({ spec, ...o }));
+
+program.command('worker')
+  .description('compute shards of `atlas compute --queue` jobs from a Redis server until stopped; needs the same models and photos (data directory layout) as the coordinator, checked by sha256 before each step')
+  .option('--queue <url>', 'the Redis server (redis://host:port; default: ATLAS_QUEUE)')
+  .addOption(dataOption())
+  .addOption(epOption())
+  .option('--concurrency <n>', 'shards at once in this process, sharing one loaded model (onnxruntime runs on the main thread, so they take turns at it; start more workers for parallel work)', (v) => parseInteger(v, '--concurrency', 1), 1)
+  .option('--lock-duration <ms>', 'how long a shard of a worker that died waits before another worker takes it over; must exceed the longest single onnxruntime run of a shard', (v) => parseInteger(v, '--lock-duration', 1000), 30000)
+  .action(async (o: WorkerCliOptions) => workerCommand(o));
 
 program.command('featurevis')
   .description('render images that maximise neurons (Lucent defaults: 128 px Fourier image, decorrelated colour, standard transforms, Adam 0.05, 512 steps)')

@@ -16,7 +16,8 @@ import sharp, { type WebpOptions } from 'sharp';
 import { runPipeline, type StepOutcome } from '../compute/pipeline/run-pipeline.ts';
 import { terminalReporter } from '../compute/pipeline/terminal-reporter.ts';
 import { SPEC_ENTRY } from '../compute/pipeline/step-ids.ts';
-import { dataDir, mirror } from '../config.ts';
+import { withQueue } from '../compute/queue/with-queue.ts';
+import { dataDir, mirror, queueUrl } from '../config.ts';
 import { fetchForSpec } from '../data-dir/fetch-data.ts';
 
 export const ASSET_DIR = '_atlas';
@@ -157,7 +158,8 @@ export function experimentsLoader({ spec }: ExperimentsLoaderOptions): Loader {
         // A new user's first build fetches what the spec reads and the data directory lacks (atlas fetch); with every
         // file there it only checks their sizes.
         await fetchForSpec(specPath, { dataDir: dataDir(root), mirror: mirror(), log: (line) => logger.info(line), progress: true });
-        const result = await runPipeline({ specPath, projectRoot: root, reporter: terminalReporter((line) => logger.info(line)) });
+        const result = await withQueue(queueUrl(), (line) => logger.info(line), (shardRunner) =>
+          runPipeline({ specPath, projectRoot: root, reporter: terminalReporter((line) => logger.info(line)), shardRunner }));
         store.clear();
         const published = new Set<string>();
         for (const step of result.steps) {

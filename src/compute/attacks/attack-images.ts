@@ -24,6 +24,11 @@ export interface AttackOptions {
   batch?: number | 'auto';
   /** told which batch 'auto' chose, and why */
   onBatch?: (reason: string) => void;
+  /**
+   * The index of `inputs[0]` in the whole attack (default 0). Random starts are drawn per image index, so a shard of
+   * the images (pipeline/steps/attack.ts) draws the same starts as the whole run.
+   */
+  firstImage?: number;
 }
 
 export interface AttackInput {
@@ -113,7 +118,7 @@ export async function attackImages(
       randomStart: opts.randomStart,
       // Each image draws its own random start, so the result does not depend on the batch size.
       seed: opts.seed,
-      firstImage: bi * batchSize,
+      firstImage: (opts.firstImage ?? 0) + bi * batchSize,
       earlyStop: opts.earlyStop ? succeeded : undefined,
       onStep: (step) => onProgress?.({ batch: bi + 1, batches, step, steps: opts.steps, images: n }),
     });

@@ -13,10 +13,14 @@ export interface AttackReport {
   files: Map<string, Uint8Array>;
 }
 
-export async function attackReport(results: readonly AttackResult[], classifier: Classifier, eps: number): Promise<AttackReport> {
+/**
+ * `stems` name each result's files; by default unique stems of the results' own names. A shard of a larger attack
+ * passes its slice of the whole attack's stems, so files are named as one run over all images would name them.
+ */
+export async function attackReport(results: readonly AttackResult[], classifier: Classifier, eps: number, stems: readonly string[] = uniqueStems(results.map((r) => r.name))): Promise<AttackReport> {
   const [, h, w] = classifier.inputDims;
   const { classes } = classifier;
-  const stems = uniqueStems(results.map((r) => r.name));
+  if (stems.length !== results.length) throw new Error(`internal: ${stems.length} file stems for ${results.length} attack results`);
   const files = new Map<string, Uint8Array>();
   const rows: AttackReportRow[] = [];
   for (let i = 0; i < results.length; i++) {
@@ -48,7 +52,7 @@ export async function attackReport(results: readonly AttackResult[], classifier:
 }
 
 /** File-name stems for the images, made unique when two inputs share a base name. */
-function uniqueStems(names: readonly string[]): string[] {
+export function uniqueStems(names: readonly string[]): string[] {
   const seen = new Map<string, number>();
   return names.map((n) => {
     const stem = path.basename(n).replace(/\.[^.]+$/, '');

@@ -1,25 +1,14 @@
 // `npm run build` and `npm run compute` both land here: read the spec, plan every step with its cache key, run only
 // the steps whose key has no valid cache entry (or that are forced), and report what ran, what was cached and why.
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { hashFile, sha256 } from '../cache/hash.ts';
 import { CacheStore, type CacheEntry } from '../cache/store.ts';
-import { loadClassifier, type Classifier } from '../model/classifier.ts';
-import { loadModelCard } from '../model/model-card.ts';
-import { chooseProvider, loadOncePerProvider, placementNotice } from '../model/provider-choice.ts';
 import type { ProviderChoice } from '../runtime/execution-provider.ts';
-import { cacheDir, dataDir as configuredDataDir, providerChoice, unknownVariableNotice, unknownVariables } from '../../config.ts';
-import type { ExecutionProvider, SessionOptions } from '../runtime/session.ts';
-import { ensureModel, loadImageSet, type LabelledImage } from './data.ts';
-import { resolveSpecLayers } from './resolve-layers.ts';
+import { cacheDir, dataDir as configuredDataDir, unknownVariableNotice, unknownVariables } from '../../config.ts';
+import type { SessionOptions } from '../runtime/session.ts';
+import { pipelineSteps } from './build-steps.ts';
 import { checkSpecNames } from './spec-model-check.ts';
 import { loadSpec, type ExperimentSpec } from './spec.ts';
 import { changedPaths, planKeys } from './plan.ts';
-import type { Step } from './step.ts';
-import { analysisSteps } from './steps/analysis.ts';
-import { attackSteps } from './steps/attack.ts';
-import { comparisonSteps, pixelsOf } from './steps/comparison.ts';
-import { featurevisSteps } from './steps/featurevis.ts';
+import type { ShardedStep, Step, StepContext } from './step.ts';
 
 export interface PipelineOptions {
   specPath: string;
@@ -39,7 +28,27 @@ export interface PipelineOptions {
   /** execution provider: cpu, webgpu, cuda or auto; default ATLAS_EP, else cpu */
   provider?: ProviderChoice;
   reporter?: PipelineReporter;
+  /**
+   * Computes the steps that declare shards elsewhere (a job queue: src/compute/queue/coordinator.ts); without it
+   * every step computes in this process.
+   */
+  shardRunner?: ShardRunner;
 }
+
+/** What a shard runner is given: a step to compute by shards, with its key, and where this build caches. */
+export interface ShardedCompute {
+  step: ShardedStep;
+  key: string;
+  /** what the key is the hash of */
+  record: Record<string, unknown>;
+  /** recompute even what is cached */
+  forced: boolean;
+  specPath: string;
+  store: CacheStore;
+  ctx: StepContext;
+}
+
+export type ShardRunner = (job: ShardedCompute) => Promise<Map<string, Uint8Array>>;
 
 export interface PlannedStep {
   id: string;
@@ -84,49 +93,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
   for (const name of unknownVariables()) reporter.log?.(unknownVariableNotice(name));
   await store.sweep();
 
-  const modelFile = await ensureModel(declared, dataDir, (l) => reporter.log?.(l));
-  const card = await loadModelCard(modelFile);
-  const cardText = await readFile(card.cardPath, 'utf8');
-  const load = loadOncePerProvider((ep) => loadClassifier(modelFile, { ...opts.session, ep }));
-  const session = { ...opts.session, ep: await resolvePipelineProvider(opts, load, reporter) };
-  let classifier: Promise<Classifier> | undefined;
-  const loadMain = () => (classifier ??= load(session.ep).then(async (c) => {
-    const note = await placementNotice(c);
-    if (note) reporter.log?.(note);
-    return c;
-  }));
-  const { spec, compareSkipped } = await resolveSpecLayers(declared, declared.model.file, async () => (await loadMain()).model.layers);
-  if (compareSkipped) reporter.log?.(`no second model: ${compareSkipped}`);
-  const folders = new Map<string, Promise<LabelledImage[]>>();
-  const env = {
-    spec,
-    classifier: loadMain,
-    // The provider is part of every key: a GPU's float32 sums differ from the CPU's in the last bits.
-    model: { sha256: await hashFile(modelFile), card: sha256(cardText + JSON.stringify(card.classList)), ep: session.ep },
-    classes: card.classList,
-    images: Object.keys(spec.attacks).length > 0 ? await loadImageSet(spec.images.folder, spec.images.labels, dataDir) : [],
-    imagesOf: (folder: string) => {
-      let set = folders.get(folder);
-      if (!set) folders.set(folder, (set = loadImageSet(folder, spec.images.labels, dataDir)));
-      return set;
-    },
-  };
-  const modelLabel = spec.model.label ?? card.id ?? path.basename(spec.model.file, '.onnx');
-  const referenceFolders = [spec.analysis.reference ?? spec.images.folder].flat();
-  let reference = spec.layers.length > 0 || spec.featurevis
-    ? (await Promise.all(referenceFolders.map((f) => env.imagesOf(f)))).flat()
-    : [];
-  if (spec.analysis.max_reference_images) reference = reference.slice(0, spec.analysis.max_reference_images);
-  const steps: Step[] = [
-    ...await attackSteps(env),
-    ...await analysisSteps({ ...env, reference, dataDir }),
-    ...await featurevisSteps({ ...env, reference }),
-    ...await comparisonSteps({
-      ...env, reference, dataDir, session,
-      main: { label: modelLabel, pixels: pixelsOf(card.input.shape) },
-      log: (l) => reporter.log?.(l),
-    }),
-  ];
+  const { steps, model, spec, compareSkipped, classifier } = await pipelineSteps({ spec: declared, dataDir, session: opts.session, provider: opts.provider, log: (l) => reporter.log?.(l) });
   const keyed = await planKeys(steps);
   if (opts.kinds) {
     // Keep the chosen kinds and, transitively, what they depend on.
@@ -156,7 +123,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     planned.push({ id: step.id, kind: step.kind, key, reason, run: reason !== 'cached', step, record, entry: found.status === 'hit' ? found.entry : undefined });
   }
   // Names are checked against the model only when something is to run: a cached build never loads it.
-  if (planned.some((p) => p.run)) checkSpecNames(spec, (await env.classifier()).model.layers, opts.specPath);
+  if (planned.some((p) => p.run)) checkSpecNames(spec, (await classifier()).model.layers, opts.specPath);
   reporter.plan?.(planned);
 
   const outcomes: StepOutcome[] = [];
@@ -197,7 +164,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
       }
       reporter.stepStart?.(plan);
       const t = performance.now();
-      const files = await step.compute({ progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label), dependency });
+      const ctx: StepContext = { progress: (done, total, label) => reporter.stepProgress?.(plan, done, total, label), dependency };
+      const files = step.shards && opts.shardRunner
+        ? await opts.shardRunner({ step: step as ShardedStep, key: p.key, record: p.record, forced: p.reason === 'forced', specPath: opts.specPath, store, ctx })
+        : await step.compute(ctx);
       const entry = await store.put(step.kind, p.key, p.record, files);
       entries.set(p.id, entry);
       // Recorded after every step, so an interrupted build still explains the steps it finished.
@@ -210,16 +180,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineResult
     }
   }
   if (!opts.dryRun) await store.updateIndex(Object.fromEntries(planned.map((p) => [p.id, { kind: p.kind, key: p.key, inputs: p.record }])));
-  const result: PipelineResult = { spec, compareSkipped, model: { label: modelLabel, task: card.task ?? null }, steps: outcomes, seconds: (performance.now() - started) / 1000 };
+  const result: PipelineResult = { spec, compareSkipped, model, steps: outcomes, seconds: (performance.now() - started) / 1000 };
   reporter.done?.(result);
   return result;
-}
-
-/** The provider this run computes on: the spec's steps run where the user asked, or on the CPU with a notice. */
-async function resolvePipelineProvider(opts: PipelineOptions, load: (ep: ExecutionProvider) => Promise<Classifier>, reporter: PipelineReporter): Promise<ExecutionProvider> {
-  const choice = providerChoice(opts.provider ?? opts.session?.ep);
-  if (choice === 'cpu') return 'cpu';
-  const resolved = await chooseProvider(choice, load);
-  for (const line of resolved.notices) reporter.log?.(line);
-  return resolved.ep;
 }

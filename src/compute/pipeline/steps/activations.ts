@@ -11,7 +11,7 @@ import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import type { LabelledImage } from '../data.ts';
 import { ACTIVATIONS_JSON, type Activations } from '../outputs/analysis.ts';
 import { writeJson } from '../outputs/json-file.ts';
-import type { Step } from '../step.ts';
+import { computeInOnePiece, type Sharding, type Step } from '../step.ts';
 import { ACTIVATIONS } from '../step-ids.ts';
 import type { StepEnv } from './attack.ts';
 
@@ -27,15 +27,26 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
   const { spec } = env;
   const a = spec.analysis;
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path), label: im.label })));
-  return {
-    id: ACTIVATIONS,
-    kind: 'activations',
-    params: { model: env.model, layers: spec.layers, images: reference, batch: a.batch },
-    code: [import.meta.filename, CLASSIFIER_CODE],
-    async compute(ctx) {
+  const sharding: Sharding<ActivationsShard> = {
+    unit: 'images',
+    // A whole number of batches (a batch is one forward pass; the same batches as one run), about 256 images: a minute
+    // of ResNet-50 on a 2-core CPU, and a result of a few MB per layer to send back.
+    size: 256,
+    async plan(size) {
+      const per = Number.isFinite(size) ? Math.max(1, Math.ceil(size / a.batch)) * a.batch : env.reference.length;
+      const out: { shard: ActivationsShard; units: number }[] = [];
+      for (let first = 0; first < env.reference.length; first += per) {
+        const names = env.reference.slice(first, first + per).map((im) => im.name);
+        out.push({ shard: { first, names }, units: names.length });
+      }
+      return out;
+    },
+    async compute({ first, names }, progress) {
+      const part = env.reference.slice(first, first + names.length);
+      if (part.map((im) => im.name).join('\n') !== names.join('\n')) throw new Error(`internal: ${ACTIVATIONS} shard from image ${first} names other images than this data directory's`);
       const classifier = await env.classifier();
-      const records = await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), spec.layers, a.batch,
-        (done, total) => ctx.progress(done, total, `${done}/${total} images`));
+      const records = await recordActivations(classifier, part.length, (i) => loadImage(part[i].path, classifier.preprocess), spec.layers, a.batch,
+        (done, total) => progress(done, total, `${done}/${total} images`));
       const files = new Map<string, Uint8Array>();
       const layers: Activations['layers'] = {};
       for (const [layer, r] of records) {
@@ -44,11 +55,49 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
         files.set(`${fileOf(layer)}.argmax.npy`, encodeNpy(r.argmax, [r.images, r.channels]));
         layers[layer] = { file: fileOf(layer), channels: r.channels, spatial: r.spatial };
       }
+      files.set(SHARD_LAYERS, new TextEncoder().encode(JSON.stringify(layers)));
+      return files;
+    },
+    async merge(_shards, parts) {
+      const layers = JSON.parse(new TextDecoder().decode(parts[0].get(SHARD_LAYERS))) as Activations['layers'];
+      const files = new Map<string, Uint8Array>();
+      const n = env.reference.length;
+      for (const { file, channels } of Object.values(layers)) {
+        for (const stat of ['mean', 'max', 'argmax'] as const) {
+          // The shards' rows, in image order: the [N,C] array one run over all images records.
+          const arrays = parts.map((p) => parseNpy(p.get(`${file}.${stat}.npy`)!, `${file}.${stat}.npy`).data as Float32Array | Int32Array);
+          const all = stat === 'argmax' ? new Int32Array(n * channels) : new Float32Array(n * channels);
+          let at = 0;
+          for (const x of arrays) {
+            all.set(x, at);
+            at += x.length;
+          }
+          if (at !== all.length) throw new Error(`internal: ${ACTIVATIONS} shards hold ${at / channels} images of ${n}`);
+          files.set(`${file}.${stat}.npy`, encodeNpy(all, [n, channels]));
+        }
+      }
       files.set(ACTIVATIONS_JSON.file, writeJson(ACTIVATIONS_JSON, ACTIVATIONS, { layers, images: env.reference.map((im) => ({ name: im.name, label: im.label })) }));
       return files;
     },
   };
+  return {
+    id: ACTIVATIONS,
+    kind: 'activations',
+    params: { model: env.model, layers: spec.layers, images: reference, batch: a.batch },
+    code: [import.meta.filename, CLASSIFIER_CODE],
+    shards: sharding as Sharding,
+    compute: (ctx) => computeInOnePiece(sharding, ctx),
+  };
 }
+
+/** An activations shard: the reference images from index `first`, named to check a worker has the same ones. */
+interface ActivationsShard {
+  first: number;
+  names: string[];
+}
+
+/** The shard's layer shapes (its other files are the layers' [n,C] arrays). */
+const SHARD_LAYERS = 'layers.json';
 
 /** Spatial means [N,C] of the reference images in one layer. */
 export async function referenceMeans(entry: CacheEntry, layer: string): Promise<{ values: Float32Array; channels: number }> {

@@ -2,7 +2,7 @@
 // Its outputs are the attack report (results.json with a summary, PNGs per image), cached under the hash of the model,
 // the images, the parameters and the compute code.
 import { attackImages } from '../../attacks/attack-images.ts';
-import { attackReport } from '../../attacks/attack-report.ts';
+import { attackReport, uniqueStems } from '../../attacks/attack-report.ts';
 import { hashFile } from '../../cache/hash.ts';
 import { loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
@@ -10,10 +10,10 @@ import { findClass } from '../../model/classes.ts';
 import type { ImageNetClass } from '../../model/model-card.ts';
 import { createRng } from '../../random.ts';
 import type { LabelledImage } from '../data.ts';
-import { RESULTS_JSON } from '../outputs/attack.ts';
+import { RESULTS_JSON, type AttackReportRow } from '../outputs/attack.ts';
 import { writeJson } from '../outputs/json-file.ts';
 import type { ExperimentSpec } from '../spec.ts';
-import type { Step } from '../step.ts';
+import { computeInOnePiece, type Sharding, type Step } from '../step.ts';
 import { sweepStepId } from '../step-ids.ts';
 
 export interface StepEnv {
@@ -63,21 +63,41 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
     };
     // Everything of an image that reaches the results: its credit and licence too, so a withdrawn licence recomputes.
     const images = await Promise.all(chosen.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path), label: im.label, credit: im.meta })));
-    steps.push({
-      id,
-      kind: 'attack',
-      params: { model: env.model, images, params },
-      code: [import.meta.filename, CLASSIFIER_CODE],
-      async compute(ctx) {
+    const stems = uniqueStems(chosen.map((im) => im.name));
+    const sharding: Sharding<AttackShard> = {
+      unit: 'images',
+      // The CPU's largest automatic batch (attacks/attack-images.ts): a shard is one full batch there, and a few
+      // seconds to minutes of PGD.
+      size: 16,
+      async plan(size) {
+        const per = Number.isFinite(size) ? Math.max(1, Math.floor(size)) : chosen.length;
+        const out: { shard: AttackShard; units: number }[] = [];
+        for (let first = 0; first < chosen.length; first += per) {
+          const names = chosen.slice(first, first + per).map((im) => im.name);
+          out.push({ shard: { first, names }, units: names.length });
+        }
+        return out;
+      },
+      async compute({ first, names }, progress) {
+        const part = chosen.slice(first, first + names.length);
+        if (part.map((im) => im.name).join('\n') !== names.join('\n')) throw new Error(`internal: attack '${id}' shard from image ${first} names other images than this data directory's`);
         const classifier = await env.classifier();
-        const inputs = await Promise.all(chosen.map(async (im) => ({ name: im.name, label: im.label, pixels: await loadImage(im.path, classifier.preprocess) })));
+        const inputs = await Promise.all(part.map(async (im) => ({ name: im.name, label: im.label, pixels: await loadImage(im.path, classifier.preprocess) })));
         const results = await attackImages(classifier, inputs, {
           norm: attack.norm, eps: attack.eps, alpha: attack.alpha, steps: attack.steps, target,
-          randomStart: attack.random_start, seed, batch: attack.batch,
-        }, (p) => ctx.progress((p.batch - 1) * p.steps + p.step, Math.max(1, p.batches * p.steps), `batch ${p.batch}/${p.batches} (${p.images} images), step ${p.step}/${p.steps}`));
-        const report = await attackReport(results, classifier, attack.eps);
-        const n = report.rows.length;
-        const mean = (f: (r: (typeof report.rows)[number]) => number) => report.rows.reduce((a, r) => a + f(r), 0) / n;
+          randomStart: attack.random_start, seed, batch: attack.batch, firstImage: first,
+        }, (p) => progress((p.batch - 1) * p.steps + p.step, Math.max(1, p.batches * p.steps), `batch ${p.batch}/${p.batches} (${p.images} images), step ${p.step}/${p.steps}`));
+        const report = await attackReport(results, classifier, attack.eps, stems.slice(first, first + names.length));
+        const files = new Map(report.files);
+        // Plain JSON, not the cache's canonical form: the merge averages, and must average the exact values.
+        files.set(SHARD_ROWS, new TextEncoder().encode(JSON.stringify(report.rows)));
+        return files;
+      },
+      async merge(_shards, parts) {
+        const rows = parts.flatMap((files) => JSON.parse(new TextDecoder().decode(files.get(SHARD_ROWS))) as AttackReportRow[]);
+        const n = rows.length;
+        if (n !== chosen.length) throw new Error(`internal: attack '${id}' shards returned ${n} rows for ${chosen.length} images`);
+        const mean = (f: (r: AttackReportRow) => number) => rows.reduce((a, r) => a + f(r), 0) / n;
         const credits = new Map(chosen.map((im) => [im.name, im.meta]));
         const summary = {
           n,
@@ -89,14 +109,33 @@ export async function attackSteps(env: StepEnv): Promise<Step[]> {
           mean_linf: mean((r) => r.linf),
           mean_l2: mean((r) => r.l2),
         };
-        const files = new Map(report.files);
+        const files = new Map<string, Uint8Array>();
+        for (const part of parts) for (const [name, bytes] of part) if (name !== SHARD_ROWS) files.set(name, bytes);
         files.set(RESULTS_JSON.file, writeJson(RESULTS_JSON, id, {
           id, kind: 'attack', params, summary,
-          rows: report.rows.map((r) => ({ ...r, credit: credits.get(r.file) ?? {} })),
+          rows: rows.map((r) => ({ ...r, credit: credits.get(r.file) ?? {} })),
         }));
         return files;
       },
+    };
+    steps.push({
+      id,
+      kind: 'attack',
+      params: { model: env.model, images, params },
+      code: [import.meta.filename, CLASSIFIER_CODE],
+      shards: sharding as Sharding,
+      compute: (ctx) => computeInOnePiece(sharding, ctx),
     });
   }
   return steps;
 }
+
+/** An attack shard: the images from index `first` of the step's images, named to check a worker has the same ones. */
+interface AttackShard {
+  first: number;
+  names: string[];
+}
+
+/** The shard's report rows (its other files are the PNGs). */
+const SHARD_ROWS = 'rows.json';
+

@@ -20,7 +20,7 @@ import { CURVES_JSON, FEATUREVIS_JSON, type RenderedNeuron } from '../outputs/fe
 import { NEURONS_JSON, POLYSEMANTIC_JSON } from '../outputs/analysis.ts';
 import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { ExperimentSpec } from '../spec.ts';
-import type { Step, StepContext } from '../step.ts';
+import { computeInOnePiece, type Sharding, type Step, type StepContext } from '../step.ts';
 import { FEATUREVIS, POLYSEMANTIC, neuronsStepId } from '../step-ids.ts';
 import type { StepEnv } from './attack.ts';
 
@@ -36,23 +36,32 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   }
   const needs = [...new Set(fv.choose.map((c) => (c.ranking === 'fragile' ? neuronsStepId(c.attack) : POLYSEMANTIC)))];
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
-  return [{
-    id: FEATUREVIS,
-    kind: 'featurevis',
-    needs,
-    params: { model: env.model, seed: env.spec.seed, ...fv, images: reference },
-    code: [import.meta.filename, CLASSIFIER_CODE],
-    async compute(ctx) {
+  const sharding: Sharding<FeaturevisShard> = {
+    unit: 'neurons',
+    // One render batch: the smallest part whose result does not depend on where the step was cut (each batch draws its
+    // own seed), and minutes of work per job on a GPU, a few on a CPU.
+    size: fv.batch,
+    async plan(size, ctx) {
       const classifier = await env.classifier();
       const targets = await chooseNeurons(named, fv.choose, ctx);
       for (const t of targets) {
         const layer = findLayer(classifier.model.layers, t.layer);
         if (!(t.channel < (layer.dims[1] ?? 0))) throw new Error(`featurevis: channel ${t.channel} of '${t.layer}' is out of range (it has ${layer.dims[1]})`);
       }
+      // Every shard records all the step's layers, as the whole run does, so the graph that measures a neuron is the same.
       const layers = [...new Set(targets.map((t) => t.layer))];
-      const [, inH, inW] = classifier.inputDims;
+      // Shards start on batch boundaries: a batch's seed comes from its neurons, so cutting inside one would change it.
+      const per = Number.isFinite(size) ? Math.max(1, Math.ceil(size / fv.batch)) * fv.batch : targets.length;
+      const out: { shard: FeaturevisShard; units: number }[] = [];
+      for (let start = 0; start < targets.length; start += per) {
+        const neurons = targets.slice(start, start + per);
+        out.push({ shard: { neurons, layers }, units: neurons.length });
+      }
+      return out;
+    },
+    async compute({ neurons: targets, layers }, progress) {
+      const classifier = await env.classifier();
       const total = targets.length * fv.steps;
-      const files = new Map<string, Uint8Array>();
       const curves: number[][] = targets.map(() => []);
       const rendered: Float32Array[] = [];
       const seconds: number[] = [];
@@ -63,7 +72,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         const seed = createRng(env.spec.seed).fork(`featurevis/${chunk.map(neuronFileStem).join(',')}`).uniformInt(0, 2 ** 31 - 1);
         const r = await deviceRenderNeurons(classifier.model, chunk, {
           size: fv.size, steps: fv.steps, seed, param: fv.param,
-          onStep: (step) => ctx.progress(start * fv.steps + step * chunk.length, total, `${start + chunk.length}/${targets.length} neurons`),
+          onStep: (step) => progress(start * fv.steps + step * chunk.length, total, `${start + chunk.length}/${targets.length} neurons`),
         });
         seconds.push((performance.now() - t0) / 1000 / chunk.length);
         const per = 3 * fv.size * fv.size;
@@ -73,27 +82,47 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         });
       }
       // The images as the model sees them (upsampled as during rendering, no random transforms).
+      const [, inH, inW] = classifier.inputDims;
       const up = resize(fv.size, fv.size, inH, inW);
       const measured = await recordActivations(classifier, rendered.length, async (i) => applySamplings(rendered[i], 3, [up]).out, layers, fv.batch);
-      ctx.progress(total, total, 'measuring the reference photos');
+      const files = new Map<string, Uint8Array>();
+      const measures: NeuronMeasure[] = [];
+      for (const [i, t] of targets.entries()) {
+        const m = measured.get(t.layer)!;
+        files.set(`${neuronFileStem(t)}.png`, await toPng(rendered[i], fv.size, fv.size));
+        measures.push({ activation: m.mean[i * m.channels + t.channel], high_frequency: highFrequencyFraction(rendered[i], fv.size, fv.size), curve: curves[i] });
+      }
+      // Plain JSON, not the cache's canonical form: the merge rounds, and must round the exact values the whole run would.
+      files.set(SHARD_MEASURES, new TextEncoder().encode(JSON.stringify(measures)));
+      progress(total, total, `${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} s/neuron`);
+      return files;
+    },
+    async merge(shards, parts, ctx) {
+      const classifier = await env.classifier();
+      const targets = shards.flatMap((s) => s.neurons);
+      const layers = shards[0].layers;
+      const measures = parts.flatMap((files) => JSON.parse(new TextDecoder().decode(files.get(SHARD_MEASURES))) as NeuronMeasure[]);
+      if (measures.length !== targets.length) throw new Error(`internal: featurevis shards measured ${measures.length} neurons of ${targets.length}`);
+      const files = new Map<string, Uint8Array>();
+      ctx.progress(1, 1, 'measuring the reference photos');
       const photos = await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), layers, 16);
       const photoHf: number[] = [];
       for (const im of env.reference) photoHf.push(highFrequencyFraction(await loadImage(im.path, { resize: fv.size, crop: fv.size }), fv.size, fv.size));
       const photoHfMedian = quantile(photoHf, 0.5);
       const neurons: RenderedNeuron[] = [];
       for (const [i, t] of targets.entries()) {
-        const m = measured.get(t.layer)!;
         const p = photos.get(t.layer)!;
         let best = -Infinity;
         let bestImage = -1;
         for (let k = 0; k < p.images; k++) if (p.mean[k * p.channels + t.channel] > best) [best, bestImage] = [p.mean[k * p.channels + t.channel], k];
-        const activation = m.mean[i * m.channels + t.channel];
-        const hf = highFrequencyFraction(rendered[i], fv.size, fv.size);
+        const { activation, high_frequency: hf, curve } = measures[i];
         const image = `${neuronFileStem(t)}.png`;
-        files.set(image, await toPng(rendered[i], fv.size, fv.size));
+        const png = parts.find((f) => f.has(image))?.get(image);
+        if (!png) throw new Error(`internal: no featurevis shard rendered ${image}`);
+        files.set(image, png);
         neurons.push({
           layer: t.layer, channel: t.channel, chosen_by: t.chosenBy, image,
-          objective: curves[i][curves[i].length - 1],
+          objective: curve[curve.length - 1],
           activation: round(activation, 5),
           photo_max: round(best, 5),
           photo_max_image: env.reference[bestImage]?.name ?? null,
@@ -102,7 +131,7 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
           high_frequency_ratio: round(hf / photoHfMedian, 4),
         });
       }
-      files.set(CURVES_JSON.file, writeJson(CURVES_JSON, FEATUREVIS, Object.fromEntries(targets.map((t, i) => [`${t.layer}:${t.channel}`, curves[i]]))));
+      files.set(CURVES_JSON.file, writeJson(CURVES_JSON, FEATUREVIS, Object.fromEntries(targets.map((t, i) => [`${t.layer}:${t.channel}`, measures[i].curve]))));
       files.set(FEATUREVIS_JSON.file, writeJson(FEATUREVIS_JSON, FEATUREVIS, {
         size: fv.size, steps: fv.steps, batch: fv.batch, param: fv.param,
         photos: { n: env.reference.length, high_frequency_median: round(photoHfMedian, 5) },
@@ -116,11 +145,35 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
         },
         // Wall time is not an output (it would break byte-identical caches); the step's log reports it.
       }));
-      ctx.progress(total, total, `${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(1)} s/neuron`);
       return files;
     },
+  };
+  return [{
+    id: FEATUREVIS,
+    kind: 'featurevis',
+    needs,
+    params: { model: env.model, seed: env.spec.seed, ...fv, images: reference },
+    code: [import.meta.filename, CLASSIFIER_CODE],
+    shards: sharding as Sharding,
+    compute: (ctx) => computeInOnePiece(sharding, ctx),
   }];
 }
+
+/** A featurevis shard: whole render batches of the step's neurons, and every layer the step measures. */
+interface FeaturevisShard {
+  neurons: Target[];
+  layers: string[];
+}
+
+/** A shard's measurements of one rendered neuron, exact (unrounded) for the merge. */
+interface NeuronMeasure {
+  activation: number;
+  high_frequency: number;
+  curve: number[];
+}
+
+/** The shard's file of measurements (the PNGs are its other files). */
+const SHARD_MEASURES = 'measures.json';
 
 type Choice = NonNullable<ExperimentSpec['featurevis']>['choose'][number];
 type Target = ReturnType<typeof parseChannel> & { chosenBy: string };
