@@ -11,6 +11,11 @@ export const DepthLayer = z.strictObject({
   channels: int(),
   /** [H,W] of its maps */
   spatial: z.tuple([int(), int()]),
+  /**
+   * a compared model's layer: the main model's layer it stands for, found by name or by its activations (mean
+   * per-channel correlation over the probe photos; analysis/layer-alignment.ts); null for the main model
+   */
+  aligned: z.strictObject({ layer: z.string(), how: z.enum(['name', 'activations']), correlation: z.number().nullable() }).nullable(),
 });
 
 export const DepthPoint = z.strictObject({
@@ -48,6 +53,8 @@ export const Depth = z.strictObject({
   ci_level: z.number(),
   /** by attack id, in the spec's order */
   attacks: z.record(z.string(), DepthAttack),
+  /** a compared model's: the main model's layers no layer of it correlates with well enough (best r, if any) */
+  unaligned: z.array(z.strictObject({ layer: z.string(), correlation: z.number().nullable() })),
 });
 export type Depth = z.infer<typeof Depth>;
 

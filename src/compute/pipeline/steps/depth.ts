@@ -6,6 +6,7 @@
 // not by the photos: σ comes from running sums over the reference set, batch by batch, and only the attacked images'
 // spatial means are kept.
 import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../analysis/fragility-effect.ts';
+import { alignLayers, type AlignedLayer } from '../../analysis/layer-alignment.ts';
 import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
 import { recordActivations } from '../../analysis/record.ts';
 import { loadImage } from '../../io/image.ts';
@@ -20,8 +21,18 @@ import type { AnalysisEnv } from './activations.ts';
 import { attackImages } from './attack-images.ts';
 
 const CI_LEVEL = 0.95;
+/** Reference photos the layers of a compared model are aligned on (analysis/layer-alignment.ts). */
+const ALIGNMENT_PROBE = 16;
 
-export function depthStep(env: AnalysisEnv): Step[] {
+export interface DepthOptions {
+  /**
+   * A compared model's depth: the layers are the main model's (its block outputs or patterns), each found in this
+   * model by name or by its activations, so both models' curves share one x axis.
+   */
+  alignTo?: { classifier: () => Promise<Classifier>; model: unknown };
+}
+
+export function depthStep(env: AnalysisEnv, opts: DepthOptions = {}): Step[] {
   const { spec } = env;
   if (!spec.depth) return [];
   const pattern = spec.depth;
@@ -32,11 +43,28 @@ export function depthStep(env: AnalysisEnv): Step[] {
     kind: 'depth',
     // ACTIVATIONS for the reference set's identity (its key holds every photo's hash), not for its files.
     needs: [...attacks, ACTIVATIONS],
-    params: { model: env.model, pattern, fdr: a.fdr, min_effect: a.min_effect, batch: a.batch, seed: spec.seed },
+    params: { model: env.model, pattern, fdr: a.fdr, min_effect: a.min_effect, batch: a.batch, seed: spec.seed, ...(opts.alignTo ? { aligned_to: opts.alignTo.model, probe: ALIGNMENT_PROBE } : {}) },
     code: [import.meta.filename, CLASSIFIER_CODE],
     async compute(ctx) {
       const classifier = await env.classifier();
-      const layers = matchLayers(classifier.model.layers, pattern, spec.model.file);
+      let layers: string[];
+      let aligned: AlignedLayer[] | null = null;
+      if (opts.alignTo) {
+        const main = await opts.alignTo.classifier();
+        const probe = env.reference.slice(0, ALIGNMENT_PROBE);
+        ctx.progress(0, 1, `aligning layers on ${probe.length} reference photos`);
+        aligned = await alignLayers(main, classifier, {
+          layers: matchLayers(main.model.layers, pattern, spec.model.file),
+          probe: {
+            first: await Promise.all(probe.map((im) => loadImage(im.path, main.preprocess))),
+            second: await Promise.all(probe.map((im) => loadImage(im.path, classifier.preprocess))),
+          },
+        });
+        layers = aligned.flatMap((l) => (l.to === null ? [] : [l.to]));
+      } else {
+        layers = matchLayers(classifier.model.layers, pattern, spec.model.file);
+      }
+      const alignedOf = new Map(aligned?.flatMap((l) => (l.to === null ? [] : [[l.to, l] as const])));
       const info = layers.map((name) => classifier.model.layers.find((l) => l.name === name)!);
       const spread = await referenceSpread(classifier, env, layers, (done, total) => ctx.progress(done, total, `σ over ${total} reference photos, ${layers.length} layers`));
       const out: Depth['attacks'] = {};
@@ -79,7 +107,11 @@ export function depthStep(env: AnalysisEnv): Step[] {
       }
       const depth: Depth = {
         pattern, n_reference: env.reference.length, fdr: a.fdr, min_effect: a.min_effect, ci_level: CI_LEVEL, attacks: out,
-        layers: info.map((l) => ({ layer: l.name, channels: l.dims[1], spatial: [l.dims[2], l.dims[3]] as [number, number] })),
+        layers: info.map((l) => {
+          const al = alignedOf.get(l.name);
+          return { layer: l.name, channels: l.dims[1], spatial: [l.dims[2], l.dims[3]] as [number, number], aligned: al ? { layer: al.layer, how: al.how as 'name' | 'activations', correlation: al.correlation } : null };
+        }),
+        unaligned: aligned?.filter((l) => l.to === null).map((l) => ({ layer: l.layer, correlation: l.correlation })) ?? [],
       };
       return new Map([[DEPTH_JSON.file, writeJson(DEPTH_JSON, DEPTH, depth)]]);
     },
