@@ -3,6 +3,7 @@
 // (features.14.conv.1 → Conv_75, features.17.conv.2 → Conv_94, from the two graphs' structure) is the expected answer;
 // every block output finds a counterpart; an unrelated network (ResNet-50, random weights) finds none; the same
 // model matches by name. The correlation itself on planted data.
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { alignLayers, meanChannelCorrelation } from '../src/compute/analysis/layer-alignment.ts';
@@ -21,7 +22,6 @@ beforeAll(async () => {
   int8 = await loadClassifier(shared('models', 'mobilenetv2-12-int8.onnx'), {}, shared('models', 'mobilenetv2.json'));
   resnet = await loadClassifier(shared('models', 'resnet50-random.onnx'));
   const dir = shared('images', 'imagenet-samples');
-  const { readFile } = await import('node:fs/promises');
   const labels = JSON.parse(await readFile(path.join(dir, 'labels.json'), 'utf8')) as { file: string }[];
   // Eight photos of classes far apart in the list.
   photos = labels.filter((_, k) => k % 125 === 0).map((l) => path.join(dir, l.file));

@@ -134,7 +134,8 @@ export const ExperimentSpec = z.strictObject({
   depth: z.union([z.literal('all'), z.array(z.string()).nonempty()]).optional(),
   /**
    * Activation patching (analysis/patching.ts): per entry, one attack's images and one analysed layer (a name or
-   * `@role`); the ranking is the fragility effect of that attack's neuron analysis. Step `patching_<attack>`.
+   * `@role`); neurons are ranked by the attack's fragility effect, cross-fitted over two folds of its images
+   * (analysis/held-out-ranking.ts). Step `patching_<attack>`.
    */
   patching: z.array(z.strictObject({
     attack: z.string(),
@@ -217,6 +218,7 @@ export function isResolved(spec: DeclaredSpec): spec is ExperimentSpec {
   return Object.values(spec.roles).every((r) => typeof r === 'string' && !symbolic(r))
     && spec.layers.every((l) => !symbolic(l))
     && Object.keys(spec.compare?.layers ?? {}).every((l) => !symbolic(l))
+    && spec.patching.every((p) => !symbolic(p.layer))
     && (spec.featurevis?.choose ?? []).every((c) => !symbolic(c.layer))
     && (spec.featurevis?.neurons ?? []).every((n) => !n.startsWith('@'));
 }
@@ -229,9 +231,7 @@ export function layerReferenceIssues(spec: ExperimentSpec): { path: (string | nu
     if (!spec.layers.includes(layer)) issues.push({ path: ['roles', role], message: `'${layer}' is not among the analysed layers ${analysed}` });
   }
   spec.patching.forEach((p, k) => {
-    const layer = p.layer.startsWith('@') ? spec.roles[p.layer.slice(1)] : p.layer;
-    if (layer === undefined) issues.push({ path: ['patching', k, 'layer'], message: `no role '${p.layer.slice(1)}' in the spec's roles` });
-    else if (!spec.layers.includes(layer)) issues.push({ path: ['patching', k, 'layer'], message: `'${layer}' is not among the analysed layers ${analysed}` });
+    if (!spec.layers.includes(p.layer)) issues.push({ path: ['patching', k, 'layer'], message: `'${p.layer}' is not among the analysed layers ${analysed}` });
   });
   spec.featurevis?.choose.forEach((c, k) => {
     if (!spec.layers.includes(c.layer)) issues.push({ path: ['featurevis', 'choose', k, 'layer'], message: `'${c.layer}' is not among the analysed layers ${analysed}` });

@@ -26,7 +26,7 @@ const FOLDS = 2;
 export function patchingSteps(env: AnalysisEnv): Step[] {
   const { spec } = env;
   return spec.patching.map((p) => {
-    const layer = p.layer.startsWith('@') ? spec.roles[p.layer.slice(1)] : p.layer;
+    const { layer } = p;
     const id = patchingStepId(p.attack);
     return {
       id,
