@@ -162,6 +162,25 @@ describe('spatial coordinates on a planted square', () => {
     expect(cellBox(f('detect'), 9, 3, 16, 16)).toEqual([8, 2, 11, 5]);
   });
 
+  it('keeps every image in its place when later images load first (batches are prefetched while the model runs)', async () => {
+    const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
+    const classifier = { model, inputDims: [1, 16, 16] } as unknown as Classifier;
+    // Image i is the square shifted i px right, so its argmax column says which image it was.
+    const shifted = (i: number) => {
+      const im = new Float32Array(256);
+      for (let y = 8; y < 12; y++) for (let x = 2 + i; x < 6 + i; x++) im[y * 16 + x] = 1;
+      return im;
+    };
+    const order: number[] = [];
+    // Early images resolve last: a loader that kept only arrival order would scramble them.
+    const slow = (i: number) => new Promise<Float32Array>((resolve) => setTimeout(() => { order.push(i); resolve(shifted(i)); }, 2 * (7 - i)));
+    const rec = (await recordActivations(classifier, 7, slow, ['detect'], 3)).get('detect')!;
+    expect(Array.from(rec.argmax, (cell) => cell % 16)).toEqual([3, 4, 5, 6, 7, 8, 9]);
+    expect(order.slice(0, 3)).toEqual([2, 1, 0]); // the first batch did arrive out of order
+    // A failing load is reported, not lost in the prefetch.
+    await expect(recordActivations(classifier, 7, async (i) => { if (i === 5) throw new Error('unreadable photo 5'); return shifted(i); }, ['detect'], 3)).rejects.toThrow('unreadable photo 5');
+  });
+
   it('puts the heatmap centre of mass on the square and measures a shift', async () => {
     const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
     const maps = (await model.forward(image, ['detect'])).activations.get('detect')!.data;

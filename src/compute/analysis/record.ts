@@ -27,10 +27,18 @@ export async function recordActivations(
 ): Promise<Map<string, LayerActivations>> {
   const per = classifier.inputDims.reduce((a, b) => a * b, 1);
   const out = new Map<string, LayerActivations>();
+  // A batch's pixels are loaded together (decoders run on libuv's threads), and the next batch's while this one's
+  // forward pass runs: decoding 3100 photos one at a time cost 13 s of a 29 s pass on 2 cores.
+  const load = (start: number) => Promise.all(Array.from({ length: Math.max(0, Math.min(batch, count - start)) }, (_, i) => pixelsOf(start + i)));
+  let next = load(0);
   for (let start = 0; start < count; start += batch) {
     const n = Math.min(batch, count - start);
+    const pixels = await next;
+    next = load(start + batch);
+    // A rejected prefetch is reported when its batch is awaited, not as an unhandled rejection if this one throws.
+    next.catch(() => {});
     const x = new Float32Array(n * per);
-    for (let i = 0; i < n; i++) x.set(await pixelsOf(start + i), i * per);
+    pixels.forEach((p, i) => x.set(p, i * per));
     const r = await classifier.model.forward(x, layers);
     for (const layer of layers) {
       const act = r.activations.get(layer)!;

@@ -1,6 +1,7 @@
 // Images in and out with sharp. Preprocessing follows torchvision's Resize(shorter side) + CenterCrop so a crop here
 // is the crop the model was evaluated on; everything leaves as [0,1] float32 CHW.
 import sharp from 'sharp';
+import { DecodedImages } from './decoded-images.ts';
 
 export interface Preprocess {
   /** shorter side after resizing */
@@ -9,8 +10,15 @@ export interface Preprocess {
   crop: number;
 }
 
-/** Load an image file as [3,crop,crop] float32 in [0,1]. */
+const decoded = new DecodedImages();
+
+/** Load an image file as [3,crop,crop] float32 in [0,1]; a photo read before in this process is not decoded again. */
 export async function loadImage(path: string, { resize, crop }: Preprocess): Promise<Float32Array /* [3,crop,crop] */> {
+  return hwcToChw(await decoded.get(path, `${resize}/${crop}`, () => decodeImage(path, { resize, crop })), crop, crop);
+}
+
+/** The file resized and centre-cropped, as 8-bit RGB [crop,crop,3]. */
+async function decodeImage(path: string, { resize, crop }: Preprocess): Promise<Uint8Array> {
   const meta = await sharp(path).metadata().catch((err: unknown) => {
     const reason = err instanceof Error && /no such file|missing/i.test(err.message) ? 'no such file' : 'not a readable image';
     throw new Error(`cannot read image ${path}: ${reason}`);
@@ -37,7 +45,7 @@ export async function loadImage(path: string, { resize, crop }: Preprocess): Pro
   } catch (err) {
     throw new Error(`cannot read image ${path}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
-  return hwcToChw(raw, crop, crop);
+  return raw;
 }
 
 /**

@@ -123,8 +123,13 @@ async function referenceSpread(classifier: Classifier, env: AnalysisEnv, layers:
   const total = env.reference.length;
   const batch = env.spec.analysis.batch;
   const sums: { s: Float64Array; ss: Float64Array }[] = [];
+  const load = (start: number) => Promise.all(env.reference.slice(start, start + batch).map((im) => loadImage(im.path, classifier.preprocess)));
+  let next = load(0);
   for (let start = 0; start < total; start += batch) {
-    const images = await Promise.all(env.reference.slice(start, start + batch).map((im) => loadImage(im.path, classifier.preprocess)));
+    const images = await next;
+    // The next batch decodes while this one runs through the model.
+    next = load(start + batch);
+    next.catch(() => {});
     const means = await imageMeans(classifier, images, layers, batch);
     means.forEach((m, li) => {
       const channels = m.length / images.length;

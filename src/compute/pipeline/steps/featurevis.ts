@@ -21,7 +21,8 @@ import { NEURONS_JSON, POLYSEMANTIC_JSON } from '../outputs/analysis.ts';
 import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { ExperimentSpec } from '../spec.ts';
 import { computeInOnePiece, type Sharding, type Step, type StepContext } from '../step.ts';
-import { FEATUREVIS, POLYSEMANTIC, neuronsStepId } from '../step-ids.ts';
+import { ACTIVATIONS, FEATUREVIS, POLYSEMANTIC, neuronsStepId } from '../step-ids.ts';
+import { referenceMeans } from './activations.ts';
 import type { StepEnv } from './attack.ts';
 
 export async function featurevisSteps(env: StepEnv & { reference: readonly LabelledImage[] }): Promise<Step[]> {
@@ -34,7 +35,10 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   if (fv.size > largest) {
     throw new Error(`featurevis.size ${fv.size}: ${perBatch} image(s) of ${fv.size}×${fv.size} px at a time need about ${Math.round(renderBytes(perBatch, fv.size) / 2 ** 30)} GiB while rendering; this machine's memory holds at most size ${largest}`);
   }
-  const needs = [...new Set(fv.choose.map((c) => (c.ranking === 'fragile' ? neuronsStepId(c.attack) : POLYSEMANTIC)))];
+  // The reference photos' spatial means in the analysed layers are the activations step's; only a neuron of another
+  // layer makes this step run the photos through the model itself.
+  const recorded = new Set(env.spec.layers);
+  const needs = [...new Set([...(recorded.size ? [ACTIVATIONS] : []), ...fv.choose.map((c) => (c.ranking === 'fragile' ? neuronsStepId(c.attack) : POLYSEMANTIC))])];
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
   const sharding: Sharding<FeaturevisShard> = {
     unit: 'neurons',
@@ -105,9 +109,18 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
       if (measures.length !== targets.length) throw new Error(`internal: featurevis shards measured ${measures.length} neurons of ${targets.length}`);
       const files = new Map<string, Uint8Array>();
       ctx.progress(1, 1, 'measuring the reference photos');
-      const photos = await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), layers, 16);
+      const photos = new Map<string, { images: number; channels: number; mean: Float32Array }>();
+      for (const layer of layers.filter((l) => recorded.has(l))) {
+        const { values, channels } = await referenceMeans(ctx.dependency(ACTIVATIONS), layer);
+        photos.set(layer, { images: values.length / channels, channels, mean: values });
+      }
+      const unrecorded = layers.filter((l) => !recorded.has(l));
+      if (unrecorded.length) for (const [layer, r] of await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), unrecorded, 16)) photos.set(layer, r);
       const photoHf: number[] = [];
-      for (const im of env.reference) photoHf.push(highFrequencyFraction(await loadImage(im.path, { resize: fv.size, crop: fv.size }), fv.size, fv.size));
+      for (let start = 0; start < env.reference.length; start += 16) {
+        const batch = await Promise.all(env.reference.slice(start, start + 16).map((im) => loadImage(im.path, { resize: fv.size, crop: fv.size })));
+        for (const pixels of batch) photoHf.push(highFrequencyFraction(pixels, fv.size, fv.size));
+      }
       const photoHfMedian = quantile(photoHf, 0.5);
       const neurons: RenderedNeuron[] = [];
       for (const [i, t] of targets.entries()) {
