@@ -91,7 +91,7 @@ function report(title: string, p: Profiled, top = 14): void {
   for (const [k, v] of [...p.byNode].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`    ${k.padEnd(70)} ${(v / 1000).toFixed(1).padStart(8)} ms`);
 }
 
-for (const id of values.models!.split(',')) {
+for (const id of values.models!.split(',').filter(Boolean)) {
   const classifier = await loadClassifier(path.join(modelsDir(values['models-dir']), `${id}.onnx`));
   const model = classifier.model;
   const [c, h, w] = model.inputDims;

@@ -12,7 +12,7 @@ import { pgd, type PgdOptions } from '../src/compute/attacks/pgd.ts';
 import { channel, crossEntropy } from '../src/compute/autodiff/objectives.ts';
 import { deviceRenderNeurons, stepFeeds } from '../src/compute/featurevis/device-render.ts';
 import { paramDims, renderStep } from '../src/compute/featurevis/render-graph.ts';
-import { drawSamplings, targetObjective } from '../src/compute/featurevis/render.ts';
+import { drawSamplings, samplingStages, targetObjective } from '../src/compute/featurevis/render.ts';
 import { standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { loadImage } from '../src/compute/io/image.ts';
 import { readNpy, toFloat32 } from '../src/compute/io/npy.ts';
@@ -258,7 +258,7 @@ for (const ep of GPU_PROVIDERS) {
       const targets = [{ layer: 'features.14.conv.1', channel: 105 }, { layer: 'features.14.conv.1', channel: 7 }];
       // One step run by hand, to see where its outputs live.
       const { objective, inputs } = targetObjective(gpu.model, targets, 0);
-      const spec = { param: 'fft', size: 128, decorrelate: true, stages: standardTransforms().length + 1, batch: 2 } as const;
+      const spec = { param: 'fft', size: 128, decorrelate: true, stages: samplingStages(standardTransforms()), batch: 2 } as const;
       const program = await gpu.model.program({ objective, logits: false, extension: renderStep(spec) });
       const state = [2, ...paramDims(spec)];
       const zeros = () => new ort.Tensor('float32', new Float32Array(state.reduce((a, d) => a * d, 1)), state);

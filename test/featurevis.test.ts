@@ -7,10 +7,10 @@ import { toValidRgb } from '../src/compute/featurevis/param/color.ts';
 import { fftImage } from '../src/compute/featurevis/param/fft-image.ts';
 import type { ImageParam } from '../src/compute/featurevis/param/param.ts';
 import { pixelImage } from '../src/compute/featurevis/param/pixel-image.ts';
-import { applySamplings, jitter, pad, randomRotate, randomScale, resize, samplingFeeds, standardTransforms } from '../src/compute/featurevis/transform.ts';
+import { applySamplings, composeSamplings, jitter, pad, randomRotate, randomScale, resize, samplingFeeds, stageGroups, standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { Adam } from '../src/compute/featurevis/adam.ts';
 import { deviceRenderNeurons, stepFeeds } from '../src/compute/featurevis/device-render.ts';
-import { drawSamplings, imageParam, renderNeurons, targetObjective } from '../src/compute/featurevis/render.ts';
+import { drawSamplings, imageParam, renderNeurons, samplingStages, targetObjective } from '../src/compute/featurevis/render.ts';
 import { NEXT_M, NEXT_PARAMS, paramDims, renderStep } from '../src/compute/featurevis/render-graph.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { createRng } from '../src/compute/random.ts';
@@ -154,6 +154,40 @@ describe('transforms', () => {
       expect(relativeL2(viaTranspose, reference)).toBeLessThan(1e-6);
       // the forward taps never point outside the input (a missing tap has weight 0, not index −1)
       expect(f.taps.every((i) => i >= 0 && i < f.inArea)).toBe(true);
+    }
+  });
+
+  it('groups each non-shift stage with the shifts around it: Lucent\'s chain runs as 3 samplings, not 6', () => {
+    // pad, jitter, scale, rotate, jitter, resize
+    expect(stageGroups([true, true, false, false, true, false])).toEqual([[0, 1, 2], [3, 4], [5]]);
+    expect(stageGroups([false, false])).toEqual([[0], [1]]);
+    expect(stageGroups([true, true])).toEqual([[0, 1]]);
+    expect(stageGroups([false, true, true, false])).toEqual([[0, 1, 2], [3]]);
+    expect(samplingStages(standardTransforms())).toBe(3);
+    expect(drawSamplings(standardTransforms(), 128, [224, 224], createRng(3))).toHaveLength(3);
+    // A bilinear stage after a bilinear stage is not a shift: composing them would need 16 taps.
+    expect(() => composeSamplings(resize(9, 9, 13, 13), resize(13, 13, 20, 20))).toThrow(/both read several pixels/);
+  });
+
+  it('folded stages compute what the stages compute one after another, forward and backward', () => {
+    for (const seed of [1, 2, 3, 4]) {
+      // The same draws, unfolded: each transform in turn, then the resize (what drawSamplings draws before folding).
+      const draws = createRng(seed);
+      let [h, w] = [40, 40];
+      const stages = standardTransforms().map((t) => { const s = t(h, w, draws); [h, w] = [s.outH, s.outW]; return s; });
+      stages.push(resize(h, w, 64, 64));
+      const folded = drawSamplings(standardTransforms(), 40, [64, 64], createRng(seed));
+      expect(folded).toHaveLength(3);
+      const x = Float32Array.from({ length: 3 * 40 * 40 }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.73 + seed));
+      const g = Float32Array.from({ length: 3 * 64 * 64 }, (_, i) => Math.cos(i * 0.37 * seed));
+      const one = applySamplings(x, 3, stages);
+      const all = applySamplings(x, 3, folded);
+      expect(relativeL2(all.out, one.out)).toBeLessThan(1e-6);
+      expect(relativeL2(all.backward(g), one.backward(g))).toBeLessThan(1e-6);
+      // The padding colour reaches the output through the folded constant: a black image is not black after padding.
+      const blank = applySamplings(new Float32Array(x.length), 3, folded).out;
+      expect(relativeL2(blank, applySamplings(new Float32Array(x.length), 3, stages).out)).toBeLessThan(1e-6);
+      expect(Math.max(...blank)).toBeGreaterThan(0.1);
     }
   });
 

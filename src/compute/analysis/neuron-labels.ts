@@ -109,13 +109,27 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
   const { ranks, ties } = columnMidranks(values, channels);
   const sizes = Float64Array.from(concepts, (c) => c.n);
   const sums = new Float64Array(G);
+  // Photos of one class share their synsets, so a shuffle's rank sums are taken per class first and then spread to
+  // the class's synsets: a few thousand additions per channel and shuffle instead of one per photo and synset. The
+  // ranks are read channel by channel, contiguously. Midranks are halves below n, so every sum is exact in any order.
+  const classIds = new Map<Int32Array, number>();
+  const classOf = Int32Array.from(ofPhoto, (gs) => classIds.get(gs) ?? classIds.set(gs, classIds.size).get(gs)!);
+  const synsetsOf = [...classIds.keys()];
+  const classSums = new Float64Array(synsetsOf.length);
+  const byChannel = new Float64Array(n * channels);
+  for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) byChannel[c * n + i] = ranks[i * channels + c];
 
   /** Best lower bound over the synsets for channel c, the photos' classes given by `photoOf` (identity or a shuffle). */
   const best = (c: number, photoOf: Int32Array | null): { g: number; score: number } => {
+    classSums.fill(0);
+    const base = c * n;
+    if (photoOf) for (let i = 0; i < n; i++) classSums[classOf[photoOf[i]]] += byChannel[base + i];
+    else for (let i = 0; i < n; i++) classSums[classOf[i]] += byChannel[base + i];
     sums.fill(0);
-    for (let i = 0; i < n; i++) {
-      const r = ranks[i * channels + c];
-      const gs = ofPhoto[photoOf ? photoOf[i] : i];
+    for (let u = 0; u < synsetsOf.length; u++) {
+      const r = classSums[u];
+      if (r === 0) continue;
+      const gs = synsetsOf[u];
       for (let k = 0; k < gs.length; k++) sums[gs[k]] += r;
     }
     const tieTerm = (n + 1) - ties[c] / (n * (n - 1));

@@ -8,7 +8,7 @@ import { releaseDevice as release, toHost } from '../runtime/host-copy.ts';
 import { floatTensor, type ProgramSpec } from '../runtime/program.ts';
 import { ort } from '../runtime/session.ts';
 import { ADAM_C2, ADAM_LR_C1 } from './adam.ts';
-import { drawSamplings, renderSetup, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
+import { drawSamplings, renderSetup, samplingStages, type NeuronTarget, type RenderOptions, type RenderResult } from './render.ts';
 import { ADAM_M, ADAM_V, PARAMS, paramDims, renderStep, type RenderGraphSpec } from './render-graph.ts';
 import { samplingFeeds, stageInputs, type Sampling } from './transform.ts';
 
@@ -54,7 +54,7 @@ export function renderProgram(setup: Pick<ReturnType<typeof renderSetup>, 'size'
 }
 
 function renderGraphSpec(setup: Pick<ReturnType<typeof renderSetup>, 'size' | 'batch' | 'transforms'>, opts: RenderOptions): RenderGraphSpec {
-  return { param: opts.param ?? 'fft', size: setup.size, decorrelate: opts.decorrelate ?? true, stages: setup.transforms.length + 1, batch: setup.batch };
+  return { param: opts.param ?? 'fft', size: setup.size, decorrelate: opts.decorrelate ?? true, stages: samplingStages(setup.transforms), batch: setup.batch };
 }
 
 /**

@@ -12,7 +12,7 @@ import { toValidRgb } from './param/color.ts';
 import { fftImage } from './param/fft-image.ts';
 import type { ImageParam } from './param/param.ts';
 import { pixelImage } from './param/pixel-image.ts';
-import { applySamplings, resize, standardTransforms, type Sampling, type Transform } from './transform.ts';
+import { applySamplings, composeSamplings, resize, stageGroups, standardTransforms, type Sampling, type Transform } from './transform.ts';
 
 /** A neuron to visualise: a channel (spatial mean), or a channel at a position. */
 export interface NeuronTarget {
@@ -111,7 +111,17 @@ export function drawSamplings(transforms: readonly Transform[], size: number, [i
     [h, w] = [s.outH, s.outW];
   }
   samplings.push(resize(h, w, inH, inW));
-  return samplings;
+  return stageGroups(stageShifts(transforms)).map((group) => group.map((k) => samplings[k]).reduce(composeSamplings));
+}
+
+/** Whether each stage drawSamplings draws (the transforms, then the resize) is a shift. */
+function stageShifts(transforms: readonly Transform[]): boolean[] {
+  return [...transforms.map((t) => t.shift === true), false];
+}
+
+/** How many samplings drawSamplings returns per step for these transforms: the render graph's stages. */
+export function samplingStages(transforms: readonly Transform[]): number {
+  return stageGroups(stageShifts(transforms)).length;
 }
 
 /** One objective for the whole batch: image i maximises its own target, fed as run-time weights per layer. */

@@ -20,7 +20,13 @@ export interface Sampling {
   constant: Float32Array;
 }
 
-export type Transform = (h: number, w: number, rng: Rng) => Sampling;
+/**
+ * `shift`: every output pixel reads at most one input pixel with weight 1 (padding, integer translation), whatever is
+ * drawn; such a stage folds into its neighbour without adding taps (composeSamplings).
+ */
+export type Transform = ((h: number, w: number, rng: Rng) => Sampling) & { shift?: true };
+
+const shiftTransform = (t: (h: number, w: number, rng: Rng) => Sampling): Transform => Object.assign(t, { shift: true as const });
 
 function sampling(inH: number, inW: number, outH: number, outW: number, fill: (y: number, x: number, set: (k: number, index: number, weight: number) => void) => number): Sampling {
   const n = outH * outW;
@@ -53,18 +59,18 @@ function bilinear(inH: number, inW: number, sy: number, sx: number, set: (k: num
 }
 
 /** F.pad(image, [w]*4, value) */
-export const pad = (width: number, value = 0.5): Transform => (h, w) =>
+export const pad = (width: number, value = 0.5): Transform => shiftTransform((h, w) =>
   sampling(h, w, h + 2 * width, w + 2 * width, (y, x, set) => {
     const sy = y - width;
     const sx = x - width;
     if (sy >= 0 && sy < h && sx >= 0 && sx < w) { set(0, sy * w + sx, 1); return 0; }
     return value;
-  });
+  }));
 
 /** kornia translate by (dx, dy) ∈ {0..d−1}², zero fill */
 export const jitter = (d: number): Transform => {
   if (!(d > 1)) throw new Error(`jitter needs d > 1, got ${d}`);
-  return (h, w, rng) => {
+  return shiftTransform((h, w, rng) => {
     const dx = rng.uniformInt(0, d - 1);
     const dy = rng.uniformInt(0, d - 1);
     return sampling(h, w, h, w, (y, x, set) => {
@@ -73,7 +79,7 @@ export const jitter = (d: number): Transform => {
       if (sy >= 0 && sy < h && sx >= 0 && sx < w) set(0, sy * w + sx, 1);
       return 0;
     });
-  };
+  });
 };
 
 /** Bilinear resize with align_corners=True (torch.nn.Upsample) to outH×outW. */
@@ -128,6 +134,87 @@ export const standardTransforms = (): Transform[] => [
   randomRotate([...Array.from({ length: 21 }, (_, i) => i - 10), 0, 0, 0, 0, 0]),
   jitter(4),
 ];
+
+/**
+ * Which consecutive stages run as one: each group holds at most one stage that is not a shift, so folding it
+ * (composeSamplings) keeps four taps per pixel. Lucent's five transforms and the final resize make three groups
+ * (pad, jitter, scale | rotate, jitter | resize) instead of six gathers, forward and backward, per step. `shifts[k]`:
+ * whether stage k is a shift.
+ */
+export function stageGroups(shifts: readonly boolean[]): number[][] {
+  const groups: number[][] = [];
+  let current: number[] = [];
+  let hasFull = false;
+  shifts.forEach((shift, k) => {
+    if (!shift && hasFull) {
+      groups.push(current);
+      current = [];
+      hasFull = false;
+    }
+    current.push(k);
+    if (!shift) hasFull = true;
+  });
+  if (current.length) groups.push(current);
+  return groups;
+}
+
+/**
+ * `b` after `a` as one sampling, when one of them reads at most one pixel per output pixel: its taps are the other's,
+ * scaled, and what it adds regardless of the input (padding colour) moves into the constant. Equal to applying them
+ * in turn up to float rounding (the constant is summed before, not after, the taps).
+ */
+export function composeSamplings(a: Sampling, b: Sampling): Sampling {
+  if (b.inH !== a.outH || b.inW !== a.outW) throw new Error(`internal: composing a ${a.outH}×${a.outW} sampling into a ${b.inH}×${b.inW} one`);
+  const n = b.outH * b.outW;
+  const out: Sampling = { inH: a.inH, inW: a.inW, outH: b.outH, outW: b.outW, index: new Int32Array(n * 4).fill(-1), weight: new Float32Array(n * 4), constant: new Float32Array(n) };
+  const aTap = singleTaps(a);
+  if (aTap) {
+    for (let o = 0; o < n; o++) {
+      let c = b.constant[o];
+      for (let k = o * 4; k < o * 4 + 4; k++) {
+        const m = b.index[k];
+        if (m < 0) continue;
+        const wb = b.weight[k];
+        c += wb * a.constant[m];
+        const j = aTap[m];
+        if (j >= 0) { out.index[k] = a.index[j]; out.weight[k] = wb * a.weight[j]; }
+      }
+      out.constant[o] = c;
+    }
+    return out;
+  }
+  const bTap = singleTaps(b);
+  if (!bTap) throw new Error('internal: composing two samplings that both read several pixels per output pixel');
+  for (let o = 0; o < n; o++) {
+    let c = b.constant[o];
+    const k = bTap[o];
+    if (k >= 0) {
+      const m = b.index[k];
+      const wb = b.weight[k];
+      c += wb * a.constant[m];
+      for (let j = 0; j < 4; j++) {
+        if (a.index[m * 4 + j] < 0) continue;
+        out.index[o * 4 + j] = a.index[m * 4 + j];
+        out.weight[o * 4 + j] = wb * a.weight[m * 4 + j];
+      }
+    }
+    out.constant[o] = c;
+  }
+  return out;
+}
+
+/** Per output pixel, the position of its one tap (−1: none), or undefined when some pixel reads several. */
+function singleTaps(s: Sampling): Int32Array | undefined {
+  const n = s.outH * s.outW;
+  const at = new Int32Array(n).fill(-1);
+  for (let pos = 0; pos < n * 4; pos++) {
+    if (s.index[pos] < 0) continue;
+    const o = pos >> 2;
+    if (at[o] >= 0) return undefined;
+    at[o] = pos;
+  }
+  return at;
+}
 
 /** Apply one step's samplings to a batch [B,C,H,W]; returns the output and the adjoint. */
 export function applySamplings(x: Float32Array, planes: number, steps: readonly Sampling[]): { out: Float32Array; backward: (g: Float32Array) => Float32Array } {
