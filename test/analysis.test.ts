@@ -162,6 +162,24 @@ describe('spatial coordinates on a planted square', () => {
     expect(cellBox(f('detect'), 9, 3, 16, 16)).toEqual([8, 2, 11, 5]);
   });
 
+  it('averages a layer over space in the graph: spatialMeans gives recordActivations\' means as [N,C]', async () => {
+    const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
+    const classifier = { model, inputDims: [1, 16, 16] } as unknown as Classifier;
+    const twice = new Float32Array(512);
+    twice.set(image);
+    twice.set(image.map((v) => 2 * v), 256);
+    const means = await model.spatialMeans(twice, ['detect', 'deeper']);
+    const detect = means.get('detect')!;
+    expect(detect.dims).toEqual([2, 1]);
+    // The box filter keeps mass: 16 ones × 9 over 256 cells, and twice that for the doubled image.
+    expect(detect.data[0]).toBeCloseTo((16 * 9) / 256, 6);
+    expect(detect.data[1]).toBeCloseTo((2 * 16 * 9) / 256, 6);
+    const rec = await recordActivations(classifier, 2, async (i) => twice.subarray(i * 256, (i + 1) * 256), ['deeper']);
+    const deeper = means.get('deeper')!;
+    expect(deeper.dims).toEqual([2, 1]);
+    for (let i = 0; i < 2; i++) expect(deeper.data[i]).toBeCloseTo(rec.get('deeper')!.mean[i], 5);
+  });
+
   it('keeps every image in its place when later images load first (batches are prefetched while the model runs)', async () => {
     const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
     const classifier = { model, inputDims: [1, 16, 16] } as unknown as Classifier;

@@ -100,6 +100,11 @@ export class DifferentiableModel {
     return (await this.program({ activations: [...activations] })).run(pixels);
   }
 
+  /** Per-channel spatial means [N,C] of the layers for pixels [N,C,H,W] in [0,1], averaged in the graph. */
+  async spatialMeans(pixels: FloatArray, layers: readonly string[]): Promise<Map<string, { data: FloatArray; dims: [number, number] }>> {
+    return (await (await this.program({ means: [...layers], logits: false })).run(pixels)).means;
+  }
+
   /** d(Σ_batch objective)/d(pixels) [N,C,H,W], with the objective per image and the logits. */
   async gradient(pixels: FloatArray, objective: Objective, labels?: ArrayLike<number>, inputs?: Readonly<Record<string, FloatArray>>): Promise<Required<Pick<ProgramResult, 'grad' | 'objective' | 'logits'>> & ProgramResult> {
     const r = await (await this.program({ objective })).run(pixels, labels, inputs);

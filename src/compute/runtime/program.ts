@@ -18,6 +18,11 @@ export interface ProgramSpec {
   objective?: Objective;
   /** layer names (or tensor names) whose activations to return */
   activations?: readonly string[];
+  /**
+   * layer names whose per-channel spatial means [N,C] to return, averaged in the graph (GlobalAveragePool): a few
+   * numbers per image leave onnxruntime instead of the whole maps
+   */
+  means?: readonly string[];
   /** return the logits (default true unless an objective makes them unnecessary and `logits: false`) */
   logits?: boolean;
   /**
@@ -50,6 +55,8 @@ export interface ProgramResult {
   objective?: FloatArray; // [N]
   grad?: FloatArray; // [N,C,H,W]
   activations: Map<string, { data: FloatArray; dims: number[] }>;
+  /** the `means` layers' spatial means [N,C] */
+  means: Map<string, { data: FloatArray; dims: [number, number] }>;
 }
 
 export const LABELS = 'labels';
@@ -60,7 +67,7 @@ export class Program {
   readonly spec: ProgramSpec;
   private readonly model: PreparedModel;
   /** `state`: the extension's device-resident outputs, output name → the input it feeds on the next step */
-  readonly outputs: { logits?: string; objective?: string; grad?: string; state: Readonly<Record<string, string>>; activations: [string, string][] };
+  readonly outputs: { logits?: string; objective?: string; grad?: string; state: Readonly<Record<string, string>>; activations: [string, string][]; means: [string, string][] };
   readonly needsLabels: boolean;
   /** run-time objective inputs (`direction`/`map` terms): name → dims after the batch */
   readonly inputs: ReadonlyMap<string, number[]>;
@@ -105,9 +112,14 @@ export class Program {
       objective: data(this.outputs.objective),
       grad: data(this.outputs.grad),
       activations: new Map(),
+      means: new Map(),
     };
     for (const [layer, tensor] of this.outputs.activations) {
       result.activations.set(layer, { data: out[tensor].data as FloatArray, dims: [...out[tensor].dims] });
+    }
+    for (const [layer, tensor] of this.outputs.means) {
+      const [rows, channels = 1] = out[tensor].dims;
+      result.means.set(layer, { data: out[tensor].data as FloatArray, dims: [rows, channels] });
     }
     return result;
   }
@@ -170,7 +182,7 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     if (init) return (init.dims ?? []).map(Number);
     throw new Error(`internal: no static shape for tensor '${t}'`);
   };
-  const outputs: Program['outputs'] = { state: extension?.state ?? {}, activations: [] };
+  const outputs: Program['outputs'] = { state: extension?.state ?? {}, activations: [], means: [] };
   let labelsCreated = false;
   const inputs = new Map<string, number[]>();
   let forwardNodes: Set<NodeProto> | undefined;
@@ -183,6 +195,16 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     const layer = findLayer(model.layers, name);
     outputs.activations.push([name, layer.tensor]);
     graph.addOutput(layer.tensor);
+  }
+  if (spec.means?.length) {
+    const b = new GraphBuilder(graph, model.floatType, 'means');
+    for (const name of spec.means) {
+      const layer = findLayer(model.layers, name);
+      // [N,C,spatial...] → [N,C,1,...]; an [N,C] layer is its own mean.
+      const mean = layer.dims.length > 2 ? b.op('GlobalAveragePool', [layer.tensor]) : b.op('Identity', [layer.tensor]);
+      outputs.means.push([name, mean]);
+      graph.addOutput(mean);
+    }
   }
   if (spec.objective) {
     const b = new GraphBuilder(graph, model.floatType);

@@ -8,7 +8,6 @@
 import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../analysis/fragility-effect.ts';
 import { alignLayers, type AlignedLayer } from '../../analysis/layer-alignment.ts';
 import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
-import { recordActivations } from '../../analysis/record.ts';
 import { loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { matchLayers } from '../../onnx/layer-patterns.ts';
@@ -147,8 +146,21 @@ async function referenceSpread(classifier: Classifier, env: AnalysisEnv, layers:
   return sums.map(({ s, ss }) => Float64Array.from(s, (sum, c) => Math.sqrt(Math.max(0, ss[c] / total - (sum / total) ** 2))));
 }
 
-/** Spatial means [N,C] of the images in each layer (the neuron analysis's recording). */
+/** Spatial means [N,C] of the images in each layer, averaged in the graph: only [N,C] per layer leaves onnxruntime. */
 async function imageMeans(classifier: Classifier, images: readonly Float32Array[], layers: readonly string[], batch: number): Promise<Float32Array[]> {
-  const records = await recordActivations(classifier, images.length, async (i) => images[i], layers, batch);
-  return layers.map((layer) => records.get(layer)!.mean);
+  const per = classifier.inputDims.reduce((a, b) => a * b, 1);
+  const out = layers.map(() => [] as ArrayLike<number>[]);
+  for (let start = 0; start < images.length; start += batch) {
+    const part = images.slice(start, start + batch);
+    const x = new Float32Array(part.length * per);
+    part.forEach((im, i) => x.set(im, i * per));
+    const means = await classifier.model.spatialMeans(x, layers);
+    layers.forEach((layer, li) => out[li].push(means.get(layer)!.data));
+  }
+  return out.map((parts) => {
+    const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { all.set(p, at); at += p.length; }
+    return all;
+  });
 }
