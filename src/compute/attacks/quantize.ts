@@ -1,6 +1,7 @@
 // Saved adversarial images are 8-bit PNGs. Rounding to the nearest grey level can push a pixel just outside the
 // eps-ball (x₀ + ε may fall between two levels), so the rounding is constrained to the grid values inside the ball:
 // what a reader downloads is a valid adversarial example for the stated ε.
+import { LEVELS } from '../io/levels.ts';
 
 /** Round onto the 8-bit grid inside the L∞ ball of radius eps around `clean` and inside [0,255]. */
 export function quantizeInBall(adv: ArrayLike<number>, clean: ArrayLike<number>, eps: number, _norm: 'linf' = 'linf'): Uint8Array {
@@ -53,5 +54,7 @@ export function quantizeInL2Ball(adv: ArrayLike<number>, clean: ArrayLike<number
 }
 
 export function gridToFloat(u8: Uint8Array): Float32Array {
-  return Float32Array.from(u8, (v) => v / 255);
+  const out = new Float32Array(u8.length);
+  for (let k = 0; k < u8.length; k++) out[k] = LEVELS[u8[k]];
+  return out;
 }

@@ -2,6 +2,7 @@
 // is the crop the model was evaluated on; everything leaves as [0,1] float32 CHW.
 import sharp from 'sharp';
 import { DecodedImages } from './decoded-images.ts';
+import { LEVELS } from './levels.ts';
 
 export interface Preprocess {
   /** shorter side after resizing */
@@ -62,9 +63,14 @@ async function source(path: string, hasAlpha: boolean): Promise<ReturnType<typeo
 /** Interleaved RGB bytes (HWC) to planar [3,H,W] floats in [0,1]. */
 export function hwcToChw(raw: Uint8Array, h: number, w: number): Float32Array {
   const channels = raw.length / (h * w);
-  const out = new Float32Array(3 * h * w);
-  for (let p = 0; p < h * w; p++) {
-    for (let c = 0; c < 3; c++) out[c * h * w + p] = raw[p * channels + (channels >= 3 ? c : 0)] / 255;
+  const area = h * w;
+  const out = new Float32Array(3 * area);
+  // One plane at a time through a table of the 256 levels: this runs for every photo of every pass over the
+  // reference set.
+  for (let c = 0; c < 3; c++) {
+    const from = channels >= 3 ? c : 0;
+    const base = c * area;
+    for (let p = 0; p < area; p++) out[base + p] = LEVELS[raw[p * channels + from]];
   }
   return out;
 }

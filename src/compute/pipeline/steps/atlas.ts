@@ -106,21 +106,30 @@ export function atlasStep(env: AnalysisEnv): Step {
         // Tiles, raw RGB, per channel and rank.
         const tiles = new Map<number, Buffer[]>();
         let done = 0;
-        for (const [i, uses] of [...wanted].sort((a, b) => a[0] - b[0])) {
+        // sharp runs on libuv's threads: several photos and tiles in flight keep both cores busy, where awaiting one
+        // tile at a time left them idle between calls. Each tile lands in its own slot, so the order of completion
+        // does not matter.
+        await inGroups([...wanted].sort((a, b) => a[0] - b[0]), SHARP_IN_FLIGHT, async ([i, uses]) => {
           const rgb = chwToHwc(await loadImage(env.reference[i].path, classifier.preprocess), crop, crop);
-          for (const { channel, rank } of uses) {
+          await Promise.all(uses.map(async ({ channel, rank }) => {
             const [top, left, bottom, right] = neurons[channel].patches[rank].box;
             const tile = await sharp(rgb, { raw: { width: crop, height: crop, channels: 3 } })
               .extract({ left, top, width: right - left, height: bottom - top }).resize(PATCH, PATCH, { fit: 'fill' }).raw().toBuffer();
             (tiles.get(channel) ?? tiles.set(channel, []).get(channel)!)[rank] = tile;
-          }
+          }));
           if (++done % 50 === 0) ctx.progress(done, wanted.size, `${layer}: ${done}/${wanted.size} photos cut`);
-        }
-        for (const neuron of neurons) {
-          const own = tiles.get(neuron.channel);
-          if (!own || !neuron.sprite || !neuron.thumb) continue;
-          files.set(neuron.sprite, await sprite(own));
-          files.set(neuron.thumb, await sharp(own[0], { raw: { width: PATCH, height: PATCH, channels: 3 } }).png().toBuffer());
+        });
+        const drawn = neurons.filter((neuron) => tiles.has(neuron.channel) && neuron.sprite && neuron.thumb);
+        const pngs = new Map<AtlasNeuron, [Buffer, Buffer]>();
+        await inGroups(drawn, SHARP_IN_FLIGHT, async (neuron) => {
+          const own = tiles.get(neuron.channel)!;
+          pngs.set(neuron, await Promise.all([sprite(own), sharp(own[0], { raw: { width: PATCH, height: PATCH, channels: 3 } }).png().toBuffer()]));
+        });
+        // Files in neuron order, as one at a time would add them.
+        for (const neuron of drawn) {
+          const [spritePng, thumbPng] = pngs.get(neuron)!;
+          files.set(neuron.sprite!, spritePng);
+          files.set(neuron.thumb!, thumbPng);
         }
         const labelTest = { concepts: named.concepts.length, permutations: named.permutations, min_images: named.min_images, fdr: named.fdr };
         layers[layer] = { layer, channels, n, publishable: shown.length, patch_size: PATCH, columns: COLUMNS, labels: labelTest, neurons };
@@ -129,6 +138,14 @@ export function atlasStep(env: AnalysisEnv): Step {
       return files;
     },
   };
+}
+
+/** Images sharp works on at once: a few per core, enough to overlap its calls with each other and with JavaScript. */
+const SHARP_IN_FLIGHT = 8;
+
+/** fn over the items, `size` at a time, in order of start. */
+async function inGroups<T>(items: readonly T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
+  for (let start = 0; start < items.length; start += size) await Promise.all(items.slice(start, start + size).map(fn));
 }
 
 /** Tiles laid out COLUMNS wide, row by row, as one PNG. */
