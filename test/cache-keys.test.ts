@@ -46,8 +46,9 @@ const INT8 = ALL.filter((id) => id.startsWith('int8/'));
 const MAIN_MODEL = ALL.filter((id) => !id.startsWith('int8/'));
 const WEASEL_ATTACK = ['weasel_to_truck', 'weasel_to_truck_eps0', 'neurons_weasel_to_truck', 'int8/weasel_to_truck', 'int8/neurons_weasel_to_truck', 'comparison'];
 const NEURONS = ['neurons_weasel_to_truck', 'neurons_panda_untargeted', 'int8/neurons_weasel_to_truck', 'int8/neurons_panda_untargeted', 'comparison'];
-const ACTIVATIONS_DOWN = ['activations', 'neurons_weasel_to_truck', 'neurons_panda_untargeted', 'polysemantic', 'atlas', 'int8/activations', 'int8/neurons_weasel_to_truck', 'int8/neurons_panda_untargeted', 'comparison'];
-const REFERENCE_DOWN = [...ACTIVATIONS_DOWN, 'featurevis'];
+// featurevis reads the reference photos' means in its neuron's layer (features.17.conv.2, analysed) from activations.
+const ACTIVATIONS_DOWN = ['activations', 'neurons_weasel_to_truck', 'neurons_panda_untargeted', 'polysemantic', 'atlas', 'featurevis', 'int8/activations', 'int8/neurons_weasel_to_truck', 'int8/neurons_panda_untargeted', 'comparison'];
+const REFERENCE_DOWN = ACTIVATIONS_DOWN;
 
 let p: TestProject;
 

@@ -37,7 +37,8 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   }
   // The reference photos' spatial means in the analysed layers are the activations step's; only a neuron of another
   // layer makes this step run the photos through the model itself.
-  const recorded = new Set(env.spec.layers);
+  // (Chosen neurons always come from the analysed layers; named ones may not.)
+  const recorded = new Set(fv.choose.length || named.some((n) => env.spec.layers.includes(n.layer)) ? env.spec.layers : []);
   const needs = [...new Set([...(recorded.size ? [ACTIVATIONS] : []), ...fv.choose.map((c) => (c.ranking === 'fragile' ? neuronsStepId(c.attack) : POLYSEMANTIC))])];
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
   const sharding: Sharding<FeaturevisShard> = {
