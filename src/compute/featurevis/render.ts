@@ -100,7 +100,8 @@ export function imageParam(opts: Pick<RenderOptions, 'param' | 'decorrelate'>, b
 
 /**
  * This step's random transforms, then (Lucent) a bilinear resize to the model's input — always present, so the
- * device loop's graph has a fixed number of stages (a resize to the same size is the identity).
+ * device loop's graph has a fixed number of stages (a resize to the same size is the identity). Shifts are folded
+ * into their neighbours (transform.ts, stageGroups): the draws are those of the unfolded chain, in its order.
  */
 export function drawSamplings(transforms: readonly Transform[], size: number, [inH, inW]: readonly [number, number], draws: Rng): Sampling[] {
   const samplings: Sampling[] = [];

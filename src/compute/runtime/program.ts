@@ -247,7 +247,7 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
       outputs.grad = grad;
     }
   }
-  if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations or an objective');
+  if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations, means or an objective');
   graph.prune();
   if (forwardNodes) foldChannelScales(graph, model.floatType, forwardNodes);
   graph.prune();

@@ -35,9 +35,8 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
   if (fv.size > largest) {
     throw new Error(`featurevis.size ${fv.size}: ${perBatch} image(s) of ${fv.size}×${fv.size} px at a time need about ${Math.round(renderBytes(perBatch, fv.size) / 2 ** 30)} GiB while rendering; this machine's memory holds at most size ${largest}`);
   }
-  // The reference photos' spatial means in the analysed layers are the activations step's; only a neuron of another
-  // layer makes this step run the photos through the model itself.
-  // (Chosen neurons always come from the analysed layers; named ones may not.)
+  // The reference photos' spatial means in the analysed layers are the activations step's (chosen neurons always lie
+  // there, named ones may); only a neuron of another layer makes this step run the photos through the model itself.
   const recorded = new Set(fv.choose.length || named.some((n) => env.spec.layers.includes(n.layer)) ? env.spec.layers : []);
   const needs = [...new Set([...(recorded.size ? [ACTIVATIONS] : []), ...fv.choose.map((c) => (c.ranking === 'fragile' ? neuronsStepId(c.attack) : POLYSEMANTIC))])];
   const reference = await Promise.all(env.reference.map(async (im) => ({ name: im.name, sha256: await hashFile(im.path) })));
