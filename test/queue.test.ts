@@ -10,7 +10,7 @@ import { Graph } from '../src/compute/onnx/graph.ts';
 import { runPipeline, type PipelineResult } from '../src/compute/pipeline/run-pipeline.ts';
 import { queueCoordinator, type QueueCoordinator } from '../src/compute/queue/coordinator.ts';
 import { testRedis } from '../src/config.ts';
-import { testProject, type TestProject } from './helpers/project.ts';
+import { SPEC_HEADER, testProject, type TestProject } from './helpers/project.ts';
 import { redisServerBinary, startRedis, type TestRedis } from './helpers/redis.ts';
 import { shared } from './helpers/shared.ts';
 
@@ -20,13 +20,7 @@ const CLI = path.resolve(import.meta.dirname, '../src/cli/atlas.ts');
 // activations shards (one image per analysis batch); a random start, so the attack's shards must draw each image's
 // start as the whole run does. The analyses that read the activations (neurons, polysemantic, atlas) run on the
 // coordinator.
-const SPEC = `id: test-atlas
-seed: 1
-model:
-  file: models/mobilenetv2.onnx
-images:
-  folder: images/two
-attacks:
+const SPEC = `${SPEC_HEADER}attacks:
   any_untargeted: { from: '*', eps: 4/255, alpha: 1/255, steps: 3, random_start: true }
 layers: [features.17.conv.2]
 analysis: { batch: 1 }

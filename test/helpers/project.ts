@@ -15,13 +15,16 @@ export interface TestProject {
 export const WEASEL = 'n02441942';
 export const PANDA = 'n02510455';
 
-export const SPEC = `id: test-atlas
+/** The model and the two photos testProject lays out, for specs that add their own attacks and steps. */
+export const SPEC_HEADER = `id: test-atlas
 seed: 1
 model:
   file: models/mobilenetv2.onnx
 images:
   folder: images/two
-attacks:
+`;
+
+export const SPEC = `${SPEC_HEADER}attacks:
   weasel_to_truck: { from: weasel, target: trailer truck, eps: 4/255, alpha: 1/255, steps: 2 }
   panda_untargeted: { from: giant panda, eps: 4/255, alpha: 1/255, steps: 2 }
 `;

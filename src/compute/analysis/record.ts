@@ -1,6 +1,7 @@
 // Channel activations over an image set, all requested layers in one batched forward pass: per image and channel the
 // spatial mean (the neuron's activation, as the study compares them), the spatial max and where it is (for top
 // patches). Full maps are not kept: 1000 images × a few layers of means fit in memory, maps would not.
+import { loadAhead } from '../io/load-ahead.ts';
 import type { Classifier } from '../model/classifier.ts';
 
 export interface LayerActivations {
@@ -27,16 +28,8 @@ export async function recordActivations(
 ): Promise<Map<string, LayerActivations>> {
   const per = classifier.inputDims.reduce((a, b) => a * b, 1);
   const out = new Map<string, LayerActivations>();
-  // A batch's pixels are loaded together (decoders run on libuv's threads), and the next batch's while this one's
-  // forward pass runs: decoding 3100 photos one at a time cost 13 s of a 29 s pass on 2 cores.
-  const load = (start: number) => Promise.all(Array.from({ length: Math.max(0, Math.min(batch, count - start)) }, (_, i) => pixelsOf(start + i)));
-  let next = load(0);
-  for (let start = 0; start < count; start += batch) {
-    const n = Math.min(batch, count - start);
-    const pixels = await next;
-    next = load(start + batch);
-    // A rejected prefetch is reported when its batch is awaited, not as an unhandled rejection if this one throws.
-    next.catch(() => {});
+  for await (const { start, items: pixels } of loadAhead(count, batch, pixelsOf)) {
+    const n = pixels.length;
     const x = new Float32Array(n * per);
     pixels.forEach((p, i) => x.set(p, i * per));
     const r = await classifier.model.forward(x, layers);

@@ -9,6 +9,7 @@ import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../ana
 import { alignLayers, type AlignedLayer } from '../../analysis/layer-alignment.ts';
 import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
 import { loadImage } from '../../io/image.ts';
+import { loadAhead } from '../../io/load-ahead.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { matchLayers } from '../../onnx/layer-patterns.ts';
 import { RESULTS_JSON } from '../outputs/attack.ts';
@@ -122,13 +123,7 @@ async function referenceSpread(classifier: Classifier, env: AnalysisEnv, layers:
   const total = env.reference.length;
   const batch = env.spec.analysis.batch;
   const sums: { s: Float64Array; ss: Float64Array }[] = [];
-  const load = (start: number) => Promise.all(env.reference.slice(start, start + batch).map((im) => loadImage(im.path, classifier.preprocess)));
-  let next = load(0);
-  for (let start = 0; start < total; start += batch) {
-    const images = await next;
-    // The next batch decodes while this one runs through the model.
-    next = load(start + batch);
-    next.catch(() => {});
+  for await (const { start, items: images } of loadAhead(total, batch, (i) => loadImage(env.reference[i].path, classifier.preprocess))) {
     const means = await imageMeans(classifier, images, layers, batch);
     means.forEach((m, li) => {
       const channels = m.length / images.length;
@@ -149,18 +144,16 @@ async function referenceSpread(classifier: Classifier, env: AnalysisEnv, layers:
 /** Spatial means [N,C] of the images in each layer, averaged in the graph: only [N,C] per layer leaves onnxruntime. */
 async function imageMeans(classifier: Classifier, images: readonly Float32Array[], layers: readonly string[], batch: number): Promise<Float32Array[]> {
   const per = classifier.inputDims.reduce((a, b) => a * b, 1);
-  const out = layers.map(() => [] as ArrayLike<number>[]);
+  const out: Float32Array[] = [];
   for (let start = 0; start < images.length; start += batch) {
     const part = images.slice(start, start + batch);
     const x = new Float32Array(part.length * per);
     part.forEach((im, i) => x.set(im, i * per));
     const means = await classifier.model.spatialMeans(x, layers);
-    layers.forEach((layer, li) => out[li].push(means.get(layer)!.data));
+    layers.forEach((layer, li) => {
+      const { data, dims: [, channels] } = means.get(layer)!;
+      (out[li] ??= new Float32Array(images.length * channels)).set(data, start * channels);
+    });
   }
-  return out.map((parts) => {
-    const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) { all.set(p, at); at += p.length; }
-    return all;
-  });
+  return layers.map((_, li) => out[li] ?? new Float32Array(0));
 }

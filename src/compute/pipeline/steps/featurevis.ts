@@ -11,6 +11,7 @@ import { maxRenderSize, renderBytes } from '../../featurevis/render-memory.ts';
 import { highFrequencyFraction } from '../../featurevis/spectrum.ts';
 import { applySamplings, resize } from '../../featurevis/transform.ts';
 import { loadImage, toPng } from '../../io/image.ts';
+import { loadAhead } from '../../io/load-ahead.ts';
 import { roundSignificant as round } from '../../numbers.ts';
 import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import { findLayer } from '../../onnx/layers.ts';
@@ -117,9 +118,8 @@ export async function featurevisSteps(env: StepEnv & { reference: readonly Label
       const unrecorded = layers.filter((l) => !recorded.has(l));
       if (unrecorded.length) for (const [layer, r] of await recordActivations(classifier, env.reference.length, (i) => loadImage(env.reference[i].path, classifier.preprocess), unrecorded, 16)) photos.set(layer, r);
       const photoHf: number[] = [];
-      for (let start = 0; start < env.reference.length; start += 16) {
-        const batch = await Promise.all(env.reference.slice(start, start + 16).map((im) => loadImage(im.path, { resize: fv.size, crop: fv.size })));
-        for (const pixels of batch) photoHf.push(highFrequencyFraction(pixels, fv.size, fv.size));
+      for await (const { items } of loadAhead(env.reference.length, 16, (i) => loadImage(env.reference[i].path, { resize: fv.size, crop: fv.size }))) {
+        for (const pixels of items) photoHf.push(highFrequencyFraction(pixels, fv.size, fv.size));
       }
       const photoHfMedian = quantile(photoHf, 0.5);
       const neurons: RenderedNeuron[] = [];
