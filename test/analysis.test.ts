@@ -10,7 +10,7 @@ import { neuronHistograms } from '../src/compute/analysis/histogram.ts';
 import { channelSpread, groupStats, topChannels } from '../src/compute/analysis/neuron-stats.ts';
 import { quantile } from '../src/compute/numbers.ts';
 import { cellBox, receptiveFields } from '../src/compute/analysis/receptive-field.ts';
-import { recordActivations } from '../src/compute/analysis/record.ts';
+import { recordActivations, recordLayers } from '../src/compute/analysis/record.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import type { Classifier } from '../src/compute/model/classifier.ts';
 import { createRng } from '../src/compute/random.ts';
@@ -178,6 +178,22 @@ describe('spatial coordinates on a planted square', () => {
     const deeper = means.get('deeper')!;
     expect(deeper.dims).toEqual([2, 1]);
     for (let i = 0; i < 2; i++) expect(deeper.data[i]).toBeCloseTo(rec.get('deeper')!.mean[i], 5);
+  });
+
+  it('records a layer\'s means alone in the same pass: recordLayers\' means equal the full maps\' means, row for row across batches', async () => {
+    const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
+    const classifier = { model, inputDims: [1, 16, 16] } as unknown as Classifier;
+    // Image i is the square scaled by i + 1: 16 ones × 9 (the box filter keeps mass) × (i + 1) over 256 cells.
+    const scaled = async (i: number) => image.map((v) => (i + 1) * v);
+    const rec = await recordLayers(classifier, 5, scaled, { layers: ['detect'], means: ['detect', 'deeper'] }, 2);
+    expect([...rec.maps.keys()]).toEqual(['detect']);
+    const detect = rec.means.get('detect')!;
+    expect(detect.channels).toBe(1);
+    expect(Array.from(detect.values)).toEqual(Array.from({ length: 5 }, (_, i) => expect.closeTo(((i + 1) * 16 * 9) / 256, 5)));
+    for (let i = 0; i < 5; i++) expect(detect.values[i]).toBeCloseTo(rec.maps.get('detect')!.mean[i], 6);
+    const deeper = rec.means.get('deeper')!;
+    const host = await recordActivations(classifier, 5, scaled, ['deeper'], 3);
+    for (let i = 0; i < 5; i++) expect(deeper.values[i]).toBeCloseTo(host.get('deeper')!.mean[i], 5);
   });
 
   it('keeps every image in its place when later images load first (batches are prefetched while the model runs)', async () => {

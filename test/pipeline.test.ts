@@ -7,6 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
+import { parseNpy } from '../src/compute/io/npy.ts';
 import { Graph } from '../src/compute/onnx/graph.ts';
 import { NEURONS_JSON } from '../src/compute/pipeline/outputs/analysis.ts';
 import { RESULTS_JSON } from '../src/compute/pipeline/outputs/attack.ts';
@@ -223,6 +224,49 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
     expect(second.steps.every((s) => s.status === 'cached')).toBe(true);
     await writeFile(p.spec, spec.replace('features.17.conv.2: Conv_94', 'features.14.conv.1: Conv_75'));
     await expect(run(p)).rejects.toThrow("compare.layers: 'features.14.conv.1' not in the spec's layers (features.17.conv.2)");
+  });
+
+  it('takes depth\'s σ in the activations pass, through the layers the depth step tests, for both models', async () => {
+    const spec = `${SPEC}layers: [features.17.conv.2]
+analysis: { reference: images/imagenet-samples, max_reference_images: 6 }
+depth: [features.16.conv.2, features.17.conv.2]
+compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.onnx, card: models/mobilenetv2.json, layers: { features.17.conv.2: Conv_94 } }
+`;
+    const p = await testProject(spec);
+    await symlink(shared('models', 'mobilenetv2-12-int8.onnx'), path.join(p.data, 'models', 'mobilenetv2-12-int8.onnx'));
+    await symlink(shared('images', 'imagenet-samples'), path.join(p.data, 'images', 'imagenet-samples'));
+    const r = await run(p);
+    const entry = (id: string) => r.steps.find((s) => s.id === id)!.entry!;
+    const json = async (id: string, file: string) => JSON.parse(await readFile(entry(id).file(file), 'utf8'));
+    const npy = async (id: string, file: string) => parseNpy(await readFile(entry(id).file(file)));
+    for (const [activations, depth] of [['activations', 'depth'], [comparedStepId('int8', 'activations'), comparedStepId('int8', 'depth')]]) {
+      const acts = await json(activations, 'activations.json');
+      const tested = (await json(depth, 'depth.json')).layers.map((l: { layer: string }) => l.layer);
+      expect(tested).toHaveLength(2);
+      expect(Object.keys(acts.spread).sort(), activations).toEqual([...tested].sort());
+      // σ of the analysed layer, recomputed here from its spatial means (averaged in JavaScript from the full maps) in
+      // two passes: the population σ over the 6 reference photos.
+      for (const [layer, { file }] of Object.entries(acts.layers as Record<string, { file: string }>)) {
+        if (!acts.spread[layer]) continue;
+        const means = (await npy(activations, `${file}.mean.npy`)) as { data: Float32Array; shape: number[] };
+        const [n, channels] = means.shape;
+        expect(n).toBe(6);
+        const sigma = (await npy(activations, `${acts.spread[layer].file}.sigma.npy`)).data;
+        expect(sigma).toHaveLength(channels);
+        let varying = 0;
+        for (let c = 0; c < channels; c++) {
+          let m = 0;
+          for (let i = 0; i < n; i++) m += means.data[i * channels + c] / n;
+          let v = 0;
+          for (let i = 0; i < n; i++) v += (means.data[i * channels + c] - m) ** 2 / n;
+          expect(sigma[c]).toBeCloseTo(Math.sqrt(v), 4);
+          if (v > 0) varying++;
+        }
+        expect(varying).toBeGreaterThan(channels / 2);
+      }
+    }
+    // The int8 model's layers are the main model's, found by their activations (its nodes are named Conv_N).
+    expect((await json(comparedStepId('int8', 'depth'), 'depth.json')).layers.map((l: { aligned: { layer: string } }) => l.aligned.layer)).toEqual(['features.16.conv.2', 'features.17.conv.2']);
   });
 
   it('says what is wrong with a spec, a missing model or an unknown class', async () => {

@@ -1,6 +1,7 @@
 // Channel activations over an image set, all requested layers in one batched forward pass: per image and channel the
 // spatial mean (the neuron's activation, as the study compares them), the spatial max and where it is (for top
-// patches). Full maps are not kept: 1000 images × a few layers of means fit in memory, maps would not.
+// patches). Full maps are not kept: 1000 images × a few layers of means fit in memory, maps would not. Layers asked
+// for their means only are averaged in the graph, in the same forward pass: their maps never leave onnxruntime.
 import { loadAhead } from '../io/load-ahead.ts';
 import type { Classifier } from '../model/classifier.ts';
 
@@ -18,6 +19,19 @@ export interface LayerActivations {
   argmax: Int32Array;
 }
 
+export interface LayerMeans {
+  channels: number;
+  /** [N,C] spatial mean */
+  values: Float32Array;
+}
+
+export interface Recording {
+  /** the `layers`: mean, max and where the max is */
+  maps: Map<string, LayerActivations>;
+  /** the `means` layers: spatial means only */
+  means: Map<string, LayerMeans>;
+}
+
 export async function recordActivations(
   classifier: Classifier,
   count: number,
@@ -26,13 +40,36 @@ export async function recordActivations(
   batch = 16,
   onProgress?: (done: number, total: number) => void,
 ): Promise<Map<string, LayerActivations>> {
+  return (await recordLayers(classifier, count, pixelsOf, { layers }, batch, onProgress)).maps;
+}
+
+/** recordActivations for `layers`, and the spatial means alone of the `means` layers, in one pass over the images. */
+export async function recordLayers(
+  classifier: Classifier,
+  count: number,
+  pixelsOf: (i: number) => Promise<Float32Array /* [C,H,W] */>,
+  which: { layers: readonly string[]; means?: readonly string[] },
+  batch = 16,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Recording> {
+  const { layers, means = [] } = which;
   const per = classifier.inputDims.reduce((a, b) => a * b, 1);
   const out = new Map<string, LayerActivations>();
+  const meansOut = new Map<string, LayerMeans>();
   for await (const { start, items: pixels } of loadAhead(count, batch, pixelsOf)) {
     const n = pixels.length;
     const x = new Float32Array(n * per);
     pixels.forEach((p, i) => x.set(p, i * per));
-    const r = await classifier.model.forward(x, layers);
+    const r = await classifier.model.forward(x, layers, means);
+    for (const layer of means) {
+      const { data, dims: [, c] } = r.means.get(layer)!;
+      let rec = meansOut.get(layer);
+      if (!rec) {
+        rec = { channels: c, values: new Float32Array(count * c) };
+        meansOut.set(layer, rec);
+      }
+      rec.values.set(data, start * c);
+    }
     for (const layer of layers) {
       const act = r.activations.get(layer)!;
       const [, c, h = 1, w = 1] = act.dims;
@@ -62,5 +99,5 @@ export async function recordActivations(
     }
     onProgress?.(start + n, count);
   }
-  return out;
+  return { maps: out, means: meansOut };
 }

@@ -95,9 +95,9 @@ export class DifferentiableModel {
     return p;
   }
 
-  /** Logits [N,K] and the requested activations for pixels [N,C,H,W] in [0,1]. */
-  async forward(pixels: FloatArray, activations: readonly string[] = []): Promise<ProgramResult> {
-    return (await this.program({ activations: [...activations] })).run(pixels);
+  /** Logits [N,K], the requested activations and the requested layers' spatial means for pixels [N,C,H,W] in [0,1]. */
+  async forward(pixels: FloatArray, activations: readonly string[] = [], means: readonly string[] = []): Promise<ProgramResult> {
+    return (await this.program({ activations: [...activations], ...(means.length ? { means: [...means] } : {}) })).run(pixels);
   }
 
   /** Per-channel spatial means [N,C] of the layers for pixels [N,C,H,W] in [0,1], averaged in the graph. */

@@ -20,6 +20,8 @@ export const ActivationsLayer = z.strictObject({
 
 export const Activations = z.strictObject({
   layers: perLayer(ActivationsLayer),
+  /** the `depth:` layers: `<file>.sigma.npy` (float64 [C]), population σ of each channel's spatial mean over the images */
+  spread: perLayer(z.strictObject({ file: z.string(), channels: int() })),
   /** the reference images, in the row order of the .npy arrays */
   images: z.array(z.strictObject({ name: z.string(), label: int() })),
 });

@@ -1,8 +1,10 @@
 // The `activations` step: spatial-mean, -max and -argmax of every channel of the spec's layers over the clean
 // reference set — the natural spread, percentiles and top patches the other analyses measure against — and the readers
-// those analyses use for its .npy files.
+// those analyses use for its .npy files. In the same forward pass it takes σ of every channel of the `depth:` layers,
+// so that the depth step does not run the reference set through the model a second time.
 import { readFile } from 'node:fs/promises';
-import { recordActivations } from '../../analysis/record.ts';
+import { channelSpread } from '../../analysis/neuron-stats.ts';
+import { recordLayers } from '../../analysis/record.ts';
 import { hashFile } from '../../cache/hash.ts';
 import type { CacheEntry } from '../../cache/store.ts';
 import { loadImage } from '../../io/image.ts';
@@ -10,14 +12,17 @@ import { encodeNpy, parseNpy } from '../../io/npy.ts';
 import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import type { LabelledImage } from '../data.ts';
 import { ACTIVATIONS_JSON, type Activations } from '../outputs/analysis.ts';
-import { writeJson } from '../outputs/json-file.ts';
+import { readJson, writeJson } from '../outputs/json-file.ts';
 import { computeInOnePiece, type Sharding, type Step } from '../step.ts';
 import { ACTIVATIONS } from '../step-ids.ts';
 import type { StepEnv } from './attack.ts';
+import { alignmentParams, depthLayers, type AlignTo } from './depth-layers.ts';
 
 export interface AnalysisEnv extends StepEnv {
   reference: readonly LabelledImage[];
   dataDir: string;
+  /** a compared model's: its depth runs through the main model's layers (depth-layers.ts) */
+  alignTo?: AlignTo;
 }
 
 /** File-name-safe form of a layer name. */
@@ -45,45 +50,59 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
       const part = env.reference.slice(first, first + names.length);
       if (part.map((im) => im.name).join('\n') !== names.join('\n')) throw new Error(`internal: ${ACTIVATIONS} shard from image ${first} names other images than this data directory's`);
       const classifier = await env.classifier();
-      const records = await recordActivations(classifier, part.length, (i) => loadImage(part[i].path, classifier.preprocess), spec.layers, a.batch,
+      const { layers: spreadLayers } = await depthLayers(classifier, spec, env.reference, env.alignTo, (message) => progress(0, names.length, message));
+      const records = await recordLayers(classifier, part.length, (i) => loadImage(part[i].path, classifier.preprocess), { layers: spec.layers, means: spreadLayers }, a.batch,
         (done, total) => progress(done, total, `${done}/${total} images`));
       const files = new Map<string, Uint8Array>();
       const layers: Activations['layers'] = {};
-      for (const [layer, r] of records) {
+      for (const [layer, r] of records.maps) {
         files.set(`${fileOf(layer)}.mean.npy`, encodeNpy(r.mean, [r.images, r.channels]));
         files.set(`${fileOf(layer)}.max.npy`, encodeNpy(r.max, [r.images, r.channels]));
         files.set(`${fileOf(layer)}.argmax.npy`, encodeNpy(r.argmax, [r.images, r.channels]));
         layers[layer] = { file: fileOf(layer), channels: r.channels, spatial: r.spatial };
       }
-      files.set(SHARD_LAYERS, new TextEncoder().encode(JSON.stringify(layers)));
+      // σ needs every image: a shard returns its rows of means, and the merge takes σ over all of them in image order.
+      const spread: Activations['spread'] = {};
+      for (const [layer, m] of records.means) {
+        files.set(`${fileOf(layer)}${SHARD_MEANS}`, encodeNpy(m.values, [part.length, m.channels]));
+        spread[layer] = { file: fileOf(layer), channels: m.channels };
+      }
+      files.set(SHARD_LAYERS, new TextEncoder().encode(JSON.stringify({ layers, spread })));
       return files;
     },
     async merge(_shards, parts) {
-      const layers = JSON.parse(new TextDecoder().decode(parts[0].get(SHARD_LAYERS))) as Activations['layers'];
+      const { layers, spread } = JSON.parse(new TextDecoder().decode(parts[0].get(SHARD_LAYERS))) as Pick<Activations, 'layers' | 'spread'>;
       const files = new Map<string, Uint8Array>();
       const n = env.reference.length;
+      // The shards' rows, in image order: the [N,C] array one run over all images records.
+      const rows = (name: string, channels: number, all: Float32Array | Int32Array) => {
+        let at = 0;
+        for (const p of parts) {
+          const x = parseNpy(p.get(name)!, name).data as Float32Array | Int32Array;
+          all.set(x, at);
+          at += x.length;
+        }
+        if (at !== all.length) throw new Error(`internal: ${ACTIVATIONS} shards hold ${at / channels} images of ${n}`);
+        return all;
+      };
       for (const { file, channels } of Object.values(layers)) {
         for (const stat of ['mean', 'max', 'argmax'] as const) {
-          // The shards' rows, in image order: the [N,C] array one run over all images records.
-          const arrays = parts.map((p) => parseNpy(p.get(`${file}.${stat}.npy`)!, `${file}.${stat}.npy`).data as Float32Array | Int32Array);
-          const all = stat === 'argmax' ? new Int32Array(n * channels) : new Float32Array(n * channels);
-          let at = 0;
-          for (const x of arrays) {
-            all.set(x, at);
-            at += x.length;
-          }
-          if (at !== all.length) throw new Error(`internal: ${ACTIVATIONS} shards hold ${at / channels} images of ${n}`);
+          const all = rows(`${file}.${stat}.npy`, channels, stat === 'argmax' ? new Int32Array(n * channels) : new Float32Array(n * channels));
           files.set(`${file}.${stat}.npy`, encodeNpy(all, [n, channels]));
         }
       }
-      files.set(ACTIVATIONS_JSON.file, writeJson(ACTIVATIONS_JSON, ACTIVATIONS, { layers, images: env.reference.map((im) => ({ name: im.name, label: im.label })) }));
+      for (const { file, channels } of Object.values(spread)) {
+        const { std } = channelSpread(rows(`${file}${SHARD_MEANS}`, channels, new Float32Array(n * channels)), channels);
+        files.set(`${file}.sigma.npy`, encodeNpy(std, [channels]));
+      }
+      files.set(ACTIVATIONS_JSON.file, writeJson(ACTIVATIONS_JSON, ACTIVATIONS, { layers, spread, images: env.reference.map((im) => ({ name: im.name, label: im.label })) }));
       return files;
     },
   };
   return {
     id: ACTIVATIONS,
     kind: 'activations',
-    params: { model: env.model, layers: spec.layers, images: reference, batch: a.batch },
+    params: { model: env.model, layers: spec.layers, images: reference, batch: a.batch, ...(spec.depth ? { depth: spec.depth, ...alignmentParams(env.alignTo) } : {}) },
     code: [import.meta.filename, CLASSIFIER_CODE],
     shards: sharding as Sharding,
     compute: (ctx) => computeInOnePiece(sharding, ctx),
@@ -98,6 +117,8 @@ interface ActivationsShard {
 
 /** The shard's layer shapes (its other files are the layers' [n,C] arrays). */
 const SHARD_LAYERS = 'layers.json';
+/** Suffix of a shard's [n,C] spatial means of a `depth:` layer, which the merge reduces to σ. */
+const SHARD_MEANS = '.depth-mean.npy';
 
 /** Spatial means [N,C] of the reference images in one layer. */
 export async function referenceMeans(entry: CacheEntry, layer: string): Promise<{ values: Float32Array; channels: number }> {
@@ -108,6 +129,14 @@ export async function referenceMeans(entry: CacheEntry, layer: string): Promise<
 /** Spatial maxima [N,C] of the reference images in one layer. */
 export async function referenceMaxima(entry: CacheEntry, layer: string): Promise<Float32Array> {
   return parseNpy(await readFile(entry.file(`${fileOf(layer)}.max.npy`))).data as Float32Array;
+}
+
+/** σ [C] of each channel's spatial mean over the reference images, per `depth:` layer this step recorded. */
+export async function referenceSpreads(entry: CacheEntry, reader: string): Promise<Map<string, Float64Array>> {
+  const { spread } = await readJson(ACTIVATIONS_JSON, entry, reader, ACTIVATIONS);
+  const out = new Map<string, Float64Array>();
+  for (const [layer, { file }] of Object.entries(spread)) out.set(layer, parseNpy(await readFile(entry.file(`${file}.sigma.npy`))).data as Float64Array);
+  return out;
 }
 
 /** Arg-max cells [N,C] (row-major index into the layer's map) of the reference images in one layer. */

@@ -20,7 +20,6 @@ import type { Step } from '../step.ts';
 import { COMPARISON, attackStepId, comparedStepId, neuronsStepId } from '../step-ids.ts';
 import { analysisSteps, type AnalysisEnv } from './analysis.ts';
 import { attackSteps, type StepEnv } from './attack.ts';
-import { depthStep } from './depth.ts';
 
 interface ComparedEnv extends AnalysisEnv {
   /** the main model's label in figures, and values per image ([C,H,W] of its input) */
@@ -62,10 +61,10 @@ export async function comparisonSteps(env: ComparedEnv): Promise<Step[]> {
     model: { sha256: await hashFile(file), card: sha256(cardText + JSON.stringify(card.classList)), ep: env.model.ep },
   };
   const own = await attackSteps(stepEnv);
-  const analysis = (await analysisSteps({ ...env, ...stepEnv })).filter((s) => s.kind !== 'polysemantic' && s.kind !== 'atlas' && s.kind !== 'patching' && s.kind !== 'depth');
   // Depth through the main model's layers, each found in this model (by name, else by its activations).
-  const depth = depthStep({ ...env, ...stepEnv }, { alignTo: { classifier: env.classifier, model: env.model } });
-  const compared = [...own, ...analysis, ...depth].map((s) => withPrefix(s, compare.id, compare.file));
+  const alignTo = { classifier: env.classifier, model: env.model };
+  const analysis = (await analysisSteps({ ...env, ...stepEnv, alignTo })).filter((s) => s.kind !== 'polysemantic' && s.kind !== 'atlas' && s.kind !== 'patching');
+  const compared = [...own, ...analysis].map((s) => withPrefix(s, compare.id, compare.file));
 
   const attackIds = Object.keys(env.spec.attacks);
   const models = [

@@ -2,37 +2,23 @@
 // pattern names (`all`: every block output), the natural spread σ of each neuron over the reference photos and, per
 // attack, the same test as the neuron analysis (analysis/fragility-effect.ts: each neuron's effect against the
 // attack's control, sign-flip p, BH across the layer) — summarized per layer as the share of fragile neurons and the
-// layer's mean effect with a bootstrap interval over the attacked images. Memory is bounded by the layers' channels,
-// not by the photos: σ comes from running sums over the reference set, batch by batch, and only the attacked images'
-// spatial means are kept.
+// layer's mean effect with a bootstrap interval over the attacked images. σ is the `activations` step's, taken in its
+// pass over the reference set through the same layers (depth-layers.ts); here only the attacked images run.
 import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../analysis/fragility-effect.ts';
-import { alignLayers, type AlignedLayer } from '../../analysis/layer-alignment.ts';
 import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
-import { loadImage } from '../../io/image.ts';
-import { loadAhead } from '../../io/load-ahead.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
-import { matchLayers } from '../../onnx/layer-patterns.ts';
 import { RESULTS_JSON } from '../outputs/attack.ts';
 import { DEPTH_JSON, type Depth } from '../outputs/depth.ts';
 import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { Step } from '../step.ts';
 import { ACTIVATIONS, DEPTH } from '../step-ids.ts';
-import type { AnalysisEnv } from './activations.ts';
+import { referenceSpreads, type AnalysisEnv } from './activations.ts';
 import { attackImages } from './attack-images.ts';
+import { alignmentParams, depthLayers } from './depth-layers.ts';
 
 const CI_LEVEL = 0.95;
-/** Reference photos the layers of a compared model are aligned on (analysis/layer-alignment.ts). */
-const ALIGNMENT_PROBE = 16;
 
-export interface DepthOptions {
-  /**
-   * A compared model's depth: the layers are the main model's (its block outputs or patterns), each found in this
-   * model by name or by its activations, so both models' curves share one x axis.
-   */
-  alignTo?: { classifier: () => Promise<Classifier>; model: unknown };
-}
-
-export function depthStep(env: AnalysisEnv, opts: DepthOptions = {}): Step[] {
+export function depthStep(env: AnalysisEnv): Step[] {
   const { spec } = env;
   if (!spec.depth) return [];
   const pattern = spec.depth;
@@ -41,32 +27,21 @@ export function depthStep(env: AnalysisEnv, opts: DepthOptions = {}): Step[] {
   return [{
     id: DEPTH,
     kind: 'depth',
-    // ACTIVATIONS for the reference set's identity (its key holds every photo's hash), not for its files.
+    // ACTIVATIONS for σ over the reference set.
     needs: [...attacks, ACTIVATIONS],
-    params: { model: env.model, pattern, fdr: a.fdr, min_effect: a.min_effect, batch: a.batch, seed: spec.seed, ...(opts.alignTo ? { aligned_to: opts.alignTo.model, probe: ALIGNMENT_PROBE } : {}) },
+    params: { model: env.model, pattern, fdr: a.fdr, min_effect: a.min_effect, batch: a.batch, seed: spec.seed, ...alignmentParams(env.alignTo) },
     code: [import.meta.filename, CLASSIFIER_CODE],
     async compute(ctx) {
       const classifier = await env.classifier();
-      let layers: string[];
-      let aligned: AlignedLayer[] | null = null;
-      if (opts.alignTo) {
-        const main = await opts.alignTo.classifier();
-        const probe = env.reference.slice(0, ALIGNMENT_PROBE);
-        ctx.progress(0, 1, `aligning layers on ${probe.length} reference photos`);
-        aligned = await alignLayers(main, classifier, {
-          layers: matchLayers(main.model.layers, pattern, spec.model.file),
-          probe: {
-            first: await Promise.all(probe.map((im) => loadImage(im.path, main.preprocess))),
-            second: await Promise.all(probe.map((im) => loadImage(im.path, classifier.preprocess))),
-          },
-        });
-        layers = aligned.flatMap((l) => (l.to === null ? [] : [l.to]));
-      } else {
-        layers = matchLayers(classifier.model.layers, pattern, spec.model.file);
-      }
+      const { layers, aligned } = await depthLayers(classifier, spec, env.reference, env.alignTo, (message) => ctx.progress(0, 1, message));
+      const recorded = await referenceSpreads(ctx.dependency(ACTIVATIONS), DEPTH);
+      const spread = layers.map((l) => {
+        const sigma = recorded.get(l);
+        if (!sigma) throw new Error(`internal: step ${DEPTH}: ${ACTIVATIONS} took σ of ${[...recorded.keys()].join(', ') || 'no layer'}, not of '${l}'`);
+        return sigma;
+      });
       const alignedOf = new Map(aligned?.flatMap((l) => (l.to === null ? [] : [[l.to, l] as const])));
       const info = layers.map((name) => classifier.model.layers.find((l) => l.name === name)!);
-      const spread = await referenceSpread(classifier, env, layers, (done, total) => ctx.progress(done, total, `σ over ${total} reference photos, ${layers.length} layers`));
       const out: Depth['attacks'] = {};
       for (const attackId of attacks) {
         ctx.progress(Object.keys(out).length, attacks.length, `attack ${attackId}`);
@@ -116,29 +91,6 @@ export function depthStep(env: AnalysisEnv, opts: DepthOptions = {}): Step[] {
       return new Map([[DEPTH_JSON.file, writeJson(DEPTH_JSON, DEPTH, depth)]]);
     },
   }];
-}
-
-/** Population σ of every channel's spatial mean over the reference photos, per layer, from running sums. */
-async function referenceSpread(classifier: Classifier, env: AnalysisEnv, layers: readonly string[], progress: (done: number, total: number) => void): Promise<Float64Array[]> {
-  const total = env.reference.length;
-  const batch = env.spec.analysis.batch;
-  const sums: { s: Float64Array; ss: Float64Array }[] = [];
-  for await (const { start, items: images } of loadAhead(total, batch, (i) => loadImage(env.reference[i].path, classifier.preprocess))) {
-    const means = await imageMeans(classifier, images, layers, batch);
-    means.forEach((m, li) => {
-      const channels = m.length / images.length;
-      sums[li] ??= { s: new Float64Array(channels), ss: new Float64Array(channels) };
-      for (let i = 0; i < images.length; i++) {
-        for (let c = 0; c < channels; c++) {
-          const v = m[i * channels + c];
-          sums[li].s[c] += v;
-          sums[li].ss[c] += v * v;
-        }
-      }
-    });
-    progress(Math.min(start + batch, total), total);
-  }
-  return sums.map(({ s, ss }) => Float64Array.from(s, (sum, c) => Math.sqrt(Math.max(0, ss[c] / total - (sum / total) ** 2))));
 }
 
 /** Spatial means [N,C] of the images in each layer, averaged in the graph: only [N,C] per layer leaves onnxruntime. */
