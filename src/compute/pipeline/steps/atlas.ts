@@ -111,11 +111,20 @@ export function atlasStep(env: AnalysisEnv): Step {
         // does not matter.
         await inGroups([...wanted].sort((a, b) => a[0] - b[0]), SHARP_IN_FLIGHT, async ([i, uses]) => {
           const rgb = chwToHwc(await loadImage(env.reference[i].path, classifier.preprocess), crop, crop);
+          // Channels whose maximum lies in the same cell share the patch (in a late layer every receptive field is
+          // the whole crop): each box is cut once.
+          const cut = new Map<string, Promise<Buffer>>();
           await Promise.all(uses.map(async ({ channel, rank }) => {
-            const [top, left, bottom, right] = neurons[channel].patches[rank].box;
-            const tile = await sharp(rgb, { raw: { width: crop, height: crop, channels: 3 } })
-              .extract({ left, top, width: right - left, height: bottom - top }).resize(PATCH, PATCH, { fit: 'fill' }).raw().toBuffer();
-            (tiles.get(channel) ?? tiles.set(channel, []).get(channel)!)[rank] = tile;
+            const box = neurons[channel].patches[rank].box;
+            const key = box.join(',');
+            let tile = cut.get(key);
+            if (!tile) {
+              const [top, left, bottom, right] = box;
+              tile = sharp(rgb, { raw: { width: crop, height: crop, channels: 3 } })
+                .extract({ left, top, width: right - left, height: bottom - top }).resize(PATCH, PATCH, { fit: 'fill' }).raw().toBuffer();
+              cut.set(key, tile);
+            }
+            (tiles.get(channel) ?? tiles.set(channel, []).get(channel)!)[rank] = await tile;
           }));
           if (++done % 50 === 0) ctx.progress(done, wanted.size, `${layer}: ${done}/${wanted.size} photos cut`);
         });
