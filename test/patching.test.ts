@@ -96,6 +96,36 @@ describe('the patched graph on a tiny net', () => {
     }
   });
 
+  it('continues a capture from the layer: the network after it gives the patched probabilities, a skip connection\'s input fed too', async () => {
+    for (const residual of [false, true]) {
+      const patched = await PatchedLayer.compile(await model(headNet(w, 0.1, residual)), 'mid');
+      try {
+        // The layer alone, or the layer and the skip connection's input: what the head reads from before the patch.
+        expect(patched.fed).toHaveLength(residual ? 2 : 1);
+        const n = 5;
+        const x = images(n, 31, (_c, r) => 2 * r() - 1);
+        const injected = images(n, 32, (_c, r) => 3 * r());
+        const rand = seeded(33);
+        const mask = Float32Array.from({ length: n * C }, () => (rand() < 0.5 ? 1 : 0));
+        const captured = await patched.capture(x);
+        const logits = await patched.continue(captured, mask, injected);
+        const unpatched = await patched.continue(captured, new Float32Array(n * C), new Float32Array(n * PER));
+        for (let i = 0; i < n; i++) {
+          const own = reluOf(image(x, i));
+          const mixed = own.map((v, k) => (mask[i * C + Math.floor(k / AREA)] ? injected[i * PER + k] : v));
+          const skip = residual ? image(x, i) : undefined;
+          expect(softmax(logits.subarray(2 * i, 2 * i + 2))[0]).toBeCloseTo(p0(w, 0.1, mixed, skip), 5);
+          expect(softmax(unpatched.subarray(2 * i, 2 * i + 2))[0]).toBeCloseTo(p0(w, 0.1, own, skip), 5);
+        }
+        // …the same as patching the pixels through the whole graph.
+        const whole = (await patched.run(x, mask, injected)).logits;
+        for (let k = 0; k < whole.length; k++) expect(logits[k]).toBeCloseTo(whole[k], 6);
+      } finally {
+        await patched.release();
+      }
+    }
+  });
+
   it('knows whether a skip connection bypasses the layer', async () => {
     const plain = await PatchedLayer.compile(await model(headNet(w, 0)), 'mid');
     const skip = await PatchedLayer.compile(await model(headNet(w, 0, true)), 'mid');
@@ -311,9 +341,12 @@ describe('patching MobileNetV2', () => {
       const size = patched.size;
       for (let i = 0; i < n; i++) shift.set(act.data.subarray(((i + 1) % n) * size, ((i + 1) % n + 1) * size), i * size);
       const swapped = await patched.run(clean, new Float32Array(n * c).fill(1), shift);
+      // The same patch continued from the capture, through the network after the layer only.
+      const continued = await patched.continue(zero, new Float32Array(n * c).fill(1), shift);
       for (let i = 0; i < n; i++) {
         const other = probabilities(own.logits!, (i + 1) % n);
         expect(maxDiff(probabilities(swapped.logits, i), other)).toBeLessThan(1e-5);
+        expect(maxDiff(probabilities(continued, i), other)).toBeLessThan(1e-5);
         // …and that is a different answer from the image's own, or the check would prove nothing.
         expect(maxDiff(probabilities(own.logits!, i), other)).toBeGreaterThan(0.1);
       }

@@ -21,23 +21,41 @@
 // interval is about. An image whose clean-class probability the attack lowered by less than `minGap` has a fraction
 // of 0/0 in the making, so it is left out of the fractions (and its raw probabilities kept); each point says its n.
 //
-// Everything runs in one onnxruntime session (onnx/patch-graph.ts): captures with an all-zero mask, patches with
-// the mask and injected tensor fed at run time. Capture and patch share kernels, which is what makes k = C reproduce
-// the clean probabilities to float32 precision rather than to the agreement between two differently fused graphs.
+// A batch runs once through the whole patched graph (onnx/patch-graph.ts) with an all-zero mask, which captures the
+// layer and what the rest of the network reads from before it; every probability compared — unpatched and each patch,
+// the mask and injected tensor fed at run time — then comes from one session of the network after the layer
+// (tailGraph). One set of kernels is what makes k = C reproduce the clean probabilities to float32 precision rather
+// than to the agreement between two differently fused graphs; starting at the layer makes a patch of a late layer
+// cost its last blocks, not the model.
 import { Graph } from '../onnx/graph.ts';
 import { findLayer, type Layer } from '../onnx/layers.ts';
-import { isCut, PATCH_ACTIVATION, PATCH_INJECTED, PATCH_LOGITS, PATCH_MASK, patchGraph } from '../onnx/patch-graph.ts';
+import { isCut, PATCH_ACTIVATION, PATCH_INJECTED, PATCH_LOGITS, PATCH_MASK, patchGraph, tailGraph } from '../onnx/patch-graph.ts';
 import { PIXELS } from '../onnx/normalize.ts';
 import type { Classifier } from '../model/classifier.ts';
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
 import { softmax } from '../model/predictions.ts';
 import { createRng, type Rng } from '../random.ts';
+import { PROBE_BATCH } from '../runtime/probe.ts';
 import { floatTensor, type FloatArray } from '../runtime/program.ts';
 import { createSession, type ort } from '../runtime/session.ts';
 import { bootstrapMean } from './statistics/bootstrap.ts';
 import type { InjectPoint, PatchedImage, PatchingInterval, PatchingResult, RestorePoint } from './patching-output.ts';
 
-/** A model whose layer can be patched: one session, reused for every capture and patch of the layer. */
+/** One batch through the whole patched graph, unpatched: what the tail graph needs to continue it. */
+export interface Capture {
+  /** [N,K] */
+  logits: FloatArray;
+  /** the layer's activation [N,C,H,W] */
+  activation: FloatArray;
+  /** the tensors the network after the layer reads from before it (onnx/patch-graph.ts, tailGraph) */
+  frontier: Record<string, ort.Tensor>;
+}
+
+/**
+ * A model whose layer can be patched: one session of the whole graph with the patch (captures, and patches of
+ * pixels), and one of the network after the layer, which continues a capture with a patch without recomputing
+ * everything before the layer.
+ */
 export class PatchedLayer {
   readonly layer: Layer;
   readonly channels: number;
@@ -48,12 +66,17 @@ export class PatchedLayer {
   /** every path from the pixels to the logits passes through the layer (no skip connection around it) */
   readonly cut: boolean;
   private readonly session: ort.InferenceSession;
+  private readonly tail: ort.InferenceSession;
+  /** the tensors the network after the layer reads from before it: the layer's, and a skip connection's input */
+  readonly fed: readonly string[];
   private readonly model: DifferentiableModel;
 
-  private constructor(model: DifferentiableModel, layer: Layer, session: ort.InferenceSession, cut: boolean) {
+  private constructor(model: DifferentiableModel, layer: Layer, sessions: { whole: ort.InferenceSession; tail: ort.InferenceSession; fed: readonly string[] }, cut: boolean) {
     this.model = model;
     this.layer = layer;
-    this.session = session;
+    this.session = sessions.whole;
+    this.tail = sessions.tail;
+    this.fed = sessions.fed;
     this.cut = cut;
     this.channels = layer.dims[1];
     this.spatial = layer.dims.slice(2);
@@ -67,8 +90,15 @@ export class PatchedLayer {
     const graph = Graph.decode(prepared.bytes);
     const cut = isCut(graph, PIXELS, found.tensor, prepared.logits);
     patchGraph(graph, { tensor: found.tensor, logits: prepared.logits, dims: found.dims, floatType: prepared.floatType });
-    const session = await createSession(graph.encode(), model.session);
-    return new PatchedLayer(model, found, session, cut);
+    const tail = Graph.decode(graph.encode());
+    const fed = tailGraph(tail, PIXELS, (t) => {
+      const info = prepared.tensors.get(t);
+      if (!info) throw new Error(`internal: no probed type for tensor '${t}', which the network after ${found.name} reads`);
+      return { elemType: info.elemType, ...(info.dims.length >= 2 && info.dims[0] === PROBE_BATCH ? { dims: ['N' as const, ...info.dims.slice(1)] } : {}) };
+    });
+    for (const t of fed) graph.addOutput(t);
+    const [whole, tailSession] = [await createSession(graph.encode(), model.session), await createSession(tail.encode(), model.session)];
+    return new PatchedLayer(model, found, { whole, tail: tailSession, fed }, cut);
   }
 
   /**
@@ -76,28 +106,53 @@ export class PatchedLayer {
    * shape), 0 where it keeps its own activation. Returns the logits [N,K] and the unpatched activation [N,C',H',W'].
    */
   async run(pixels: FloatArray, mask: ArrayLike<number>, injected: FloatArray): Promise<{ logits: FloatArray; activation: FloatArray }> {
+    const { logits, activation } = await this.whole(pixels, mask, injected);
+    return { logits, activation };
+  }
+
+  /** The unpatched model: logits [N,K], the layer's activation [N,C,H,W] and what `continue` needs. */
+  capture(pixels: FloatArray): Promise<Capture> {
+    const n = pixels.length / this.model.inputDims.reduce((a, b) => a * b, 1);
+    return this.whole(pixels, new Float32Array(n * this.channels), new Float32Array(n * this.size));
+  }
+
+  /** `run` of the captured pixels, from the layer on: logits [N,K] of the patched network. */
+  async continue(captured: Capture, mask: ArrayLike<number>, injected: FloatArray): Promise<FloatArray> {
+    const n = captured.activation.length / this.size;
+    this.checkPatch(n, mask, injected);
+    const out = await this.tail.run({ ...captured.frontier, ...this.patchFeeds(n, mask, injected) });
+    return out[PATCH_LOGITS].data as FloatArray;
+  }
+
+  private async whole(pixels: FloatArray, mask: ArrayLike<number>, injected: FloatArray): Promise<Capture> {
     const [c, h, w] = this.model.inputDims;
     const n = pixels.length / (c * h * w);
     if (!Number.isInteger(n) || n < 1) throw new Error(`pixels has ${pixels.length} values, not a positive multiple of ${c}×${h}×${w}`);
-    if (mask.length !== n * this.channels) throw new Error(`mask has ${mask.length} values for ${n} image(s) of ${this.channels} channels`);
-    if (injected.length !== n * this.size) throw new Error(`injected has ${injected.length} values for ${n} image(s) of layer shape [${this.layer.dims.slice(1).join(',')}]`);
-    const ft = this.model.prepared.floatType;
-    const out = await this.session.run({
-      [PIXELS]: floatTensor(ft, pixels, [n, c, h, w]),
-      [PATCH_MASK]: floatTensor(ft, mask, [n, this.channels, ...this.spatial.map(() => 1)]),
-      [PATCH_INJECTED]: floatTensor(ft, injected, [n, ...this.layer.dims.slice(1)]),
-    });
-    return { logits: out[PATCH_LOGITS].data as FloatArray, activation: out[PATCH_ACTIVATION].data as FloatArray };
+    this.checkPatch(n, mask, injected);
+    const out = await this.session.run({ [PIXELS]: floatTensor(this.model.prepared.floatType, pixels, [n, c, h, w]), ...this.patchFeeds(n, mask, injected) });
+    return {
+      logits: out[PATCH_LOGITS].data as FloatArray,
+      activation: out[PATCH_ACTIVATION].data as FloatArray,
+      frontier: Object.fromEntries(this.fed.map((t) => [t, out[t]])),
+    };
   }
 
-  /** The unpatched model: logits [N,K] and the layer's activation [N,C,H,W]. */
-  capture(pixels: FloatArray): Promise<{ logits: FloatArray; activation: FloatArray }> {
-    const n = pixels.length / this.model.inputDims.reduce((a, b) => a * b, 1);
-    return this.run(pixels, new Float32Array(n * this.channels), new Float32Array(n * this.size));
+  private checkPatch(n: number, mask: ArrayLike<number>, injected: FloatArray): void {
+    if (mask.length !== n * this.channels) throw new Error(`mask has ${mask.length} values for ${n} image(s) of ${this.channels} channels`);
+    if (injected.length !== n * this.size) throw new Error(`injected has ${injected.length} values for ${n} image(s) of layer shape [${this.layer.dims.slice(1).join(',')}]`);
+  }
+
+  private patchFeeds(n: number, mask: ArrayLike<number>, injected: FloatArray): Record<string, ort.Tensor> {
+    const ft = this.model.prepared.floatType;
+    return {
+      [PATCH_MASK]: floatTensor(ft, mask, [n, this.channels, ...this.spatial.map(() => 1)]),
+      [PATCH_INJECTED]: floatTensor(ft, injected, [n, ...this.layer.dims.slice(1)]),
+    };
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    await this.tail.release();
   }
 }
 
@@ -224,7 +279,7 @@ export async function patching(classifier: Pick<Classifier, 'model'>, opts: Patc
     // Captures first: the default ranking needs every image's change before any patch is chosen.
     const target = opts.target ? Array.from(opts.target) : undefined;
     const cleanClass = Array.from(opts.cleanClass);
-    const acts: { clean: FloatArray; adversarial: FloatArray }[] = [];
+    const captures: { clean: Capture; adversarial: Capture }[] = [];
     const base = { clean: new Float64Array(n), adversarial: new Float64Array(n), targetClean: new Float64Array(n), targetAdversarial: new Float64Array(n) };
     const means = { clean: new Float64Array(n * channels), adversarial: new Float64Array(n * channels) };
     const probe = (logits: FloatArray, start: number, out: Float64Array, outTarget: Float64Array) => {
@@ -241,9 +296,12 @@ export async function patching(classifier: Pick<Classifier, 'model'>, opts: Patc
       tick('capture clean');
       const a = await patched.capture(opts.adversarial.slice(start * per, end * per));
       tick('capture adversarial');
-      acts.push({ clean: c.activation, adversarial: a.activation });
-      probe(c.logits, start, base.clean, base.targetClean);
-      probe(a.logits, start, base.adversarial, base.targetAdversarial);
+      captures.push({ clean: c, adversarial: a });
+      // The unpatched probabilities from the same session as every patched one (the network after the layer).
+      const none = new Float32Array((end - start) * channels);
+      const zeros = new Float32Array((end - start) * size);
+      probe(await patched.continue(c, none, zeros), start, base.clean, base.targetClean);
+      probe(await patched.continue(a, none, zeros), start, base.adversarial, base.targetAdversarial);
       means.clean.set(spatialMeans(c.activation, channels, area), start * channels);
       means.adversarial.set(spatialMeans(a.activation, channels, area), start * channels);
     }
@@ -265,8 +323,8 @@ export async function patching(classifier: Pick<Classifier, 'model'>, opts: Patc
       const end = Math.min(n, start + batch);
       const b = end - start;
       for (const mode of MODES) {
-        const pixels = (mode === 'restore' ? opts.adversarial : opts.clean).slice(start * per, end * per);
-        const injected = mode === 'restore' ? acts[chunk].clean : acts[chunk].adversarial;
+        const from = mode === 'restore' ? captures[chunk].adversarial : captures[chunk].clean;
+        const injected = mode === 'restore' ? captures[chunk].clean.activation : captures[chunk].adversarial.activation;
         for (const [ki, k] of ks.entries()) {
           // At k = 0 and k = C every selection is the same set: one run serves them all.
           const same = k === 0 || k === channels;
@@ -276,7 +334,7 @@ export async function patching(classifier: Pick<Classifier, 'model'>, opts: Patc
             if (!logits) {
               const mask = new Float32Array(b * channels); // [B,C]
               for (let i = 0; i < b; i++) for (const ch of sets(start + i)) mask[i * channels + ch] = 1;
-              logits = (await patched.run(pixels, mask, injected)).logits;
+              logits = await patched.continue(from, mask, injected);
               if (same) shared = logits;
             }
             tick(`${mode} k=${k} ${label}`);
