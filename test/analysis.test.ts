@@ -8,7 +8,7 @@ import { layerFragility } from '../src/compute/analysis/fragility.ts';
 import { mapShift, upsample } from '../src/compute/analysis/heatmap.ts';
 import { neuronHistograms } from '../src/compute/analysis/histogram.ts';
 import { channelSpread, groupStats, topChannels } from '../src/compute/analysis/neuron-stats.ts';
-import { quantile } from '../src/compute/numbers.ts';
+import { largest, quantile } from '../src/compute/numbers.ts';
 import { cellBox, receptiveFields } from '../src/compute/analysis/receptive-field.ts';
 import { recordActivations, recordLayers } from '../src/compute/analysis/record.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
@@ -117,6 +117,21 @@ describe('quantile', () => {
   it('interpolates linearly between order statistics, as NumPy does', () => {
     expect(quantile([1, 2, 3, 4], 0.5)).toBe(2.5);
     expect(quantile([4, 1, 3, 2], 0.25)).toBe(1.75);
+  });
+});
+
+describe('largest', () => {
+  it('keeps the k largest, largest first, equal values in the items\' order — what sorting all of them gives', () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    // Few distinct values, so most comparisons are ties.
+    const values = Array.from({ length: 500 }, () => Math.floor(rand() * 12));
+    const items = Array.from({ length: 500 }, (_, i) => (i * 37) % 500); // not in index order
+    for (const k of [0, 1, 5, 16, 499, 500, 600]) {
+      const sorted = items.map((item, at) => ({ item, at })).sort((a, b) => values[b.item] - values[a.item] || a.at - b.at).slice(0, k).map((x) => x.item);
+      expect(largest(items, (i) => values[i], k), `k = ${k}`).toEqual(sorted);
+    }
+    expect(largest([3, 1, 2], (i) => [0, 5, 5, 9][i], 2)).toEqual([3, 1]);
   });
 });
 

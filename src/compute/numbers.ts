@@ -34,3 +34,24 @@ export function quantile(values: ArrayLike<number>, q: number): number {
   const hi = Math.ceil(pos);
   return s[lo] + (s[hi] - s[lo]) * (pos - lo);
 }
+
+/**
+ * The `k` items among `items` of largest `value`, largest first, equal values in the items' order: sorting all of
+ * them and keeping the first k, in one pass and O(k) memory (the atlas takes 16 of 3100 photos for each neuron).
+ */
+export function largest(items: ArrayLike<number>, value: (item: number) => number, k: number): number[] {
+  const top: number[] = [];
+  const tv: number[] = [];
+  for (let j = 0; j < items.length; j++) {
+    const item = items[j];
+    const v = value(item);
+    // A later item enters only above a strictly smaller value: equal values keep the items' order.
+    if (top.length === k && !(v > tv[k - 1])) continue;
+    let at = Math.min(top.length, k - 1);
+    while (at > 0 && v > tv[at - 1]) at--;
+    if (top.length === k) { top.pop(); tv.pop(); }
+    top.splice(at, 0, item);
+    tv.splice(at, 0, v);
+  }
+  return top;
+}

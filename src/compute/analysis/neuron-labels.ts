@@ -119,6 +119,25 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
   const byChannel = new Float64Array(n * channels);
   for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) byChannel[c * n + i] = ranks[i * channels + c];
 
+  // What the lower bound subtracts and divides by depends on the synset and the channel's ties, not on the shuffle:
+  // computed once per channel (the same expressions, so the same bits), not once per shuffle.
+  const offsets = Float64Array.from(sizes, (n1) => n1 * (n1 + 1) / 2);
+  const products = Float64Array.from(sizes, (n1) => n1 * (n - n1));
+  const margins = new Map<number, Float64Array>();
+  const marginOf = (c: number): Float64Array => {
+    let m = margins.get(c);
+    if (!m) {
+      const tieTerm = (n + 1) - ties[c] / (n * (n - 1));
+      // Z · sd of the rank sum; 0 (skipped) where sd is not positive.
+      m = Float64Array.from(sizes, (n1) => {
+        const sd = Math.sqrt((n1 * (n - n1) / 12) * tieTerm);
+        return sd > 0 ? Z_975 * sd : 0;
+      });
+      margins.set(c, m);
+    }
+    return m;
+  };
+
   /** Best lower bound over the synsets for channel c, the photos' classes given by `photoOf` (identity or a shuffle). */
   const best = (c: number, photoOf: Int32Array | null): { g: number; score: number } => {
     classSums.fill(0);
@@ -132,15 +151,13 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
       const gs = synsetsOf[u];
       for (let k = 0; k < gs.length; k++) sums[gs[k]] += r;
     }
-    const tieTerm = (n + 1) - ties[c] / (n * (n - 1));
+    const margins = marginOf(c);
     let g = -1;
     let score = -Infinity;
     for (let k = 0; k < G; k++) {
-      const n1 = sizes[k];
-      const n2 = n - n1;
-      const sd = Math.sqrt((n1 * n2 / 12) * tieTerm);
-      if (!(sd > 0)) continue;
-      const lower = (sums[k] - n1 * (n1 + 1) / 2 - Z_975 * sd) / (n1 * n2);
+      const margin = margins[k];
+      if (!(margin > 0)) continue;
+      const lower = (sums[k] - offsets[k] - margin) / products[k];
       if (lower > score) { score = lower; g = k; }
     }
     return { g, score };

@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { cellBox, receptiveFields } from '../../analysis/receptive-field.ts';
 import { labelNeurons } from '../../analysis/neuron-labels.ts';
 import { classAurocs, columnMidranks } from '../../analysis/selectivity.ts';
+import { largest } from '../../numbers.ts';
 import { createRng } from '../../random.ts';
 import { chwToHwc, loadImage } from '../../io/image.ts';
 import { CLASSIFIER_CODE } from '../../model/classifier.ts';
@@ -70,12 +71,13 @@ export function atlasStep(env: AnalysisEnv): Step {
           permutations: spec.analysis.label_permutations, minImages: spec.analysis.label_min_images, fdr: spec.analysis.fdr,
         });
         const n = env.reference.length;
+        const allPhotos = Int32Array.from({ length: n }, (_, i) => i);
         // Which tiles each photo gives: photo → [(channel, rank)], so every photo is decoded once per layer.
         const wanted = new Map<number, { channel: number; rank: number }[]>();
         const neurons: AtlasNeuron[] = [];
         for (let c = 0; c < channels; c++) {
-          const byMean = [...Array(n).keys()].sort((a, b) => means[b * channels + c] - means[a * channels + c] || a - b).slice(0, ATLAS_TOP);
-          const byMax = [...shown].sort((a, b) => max[b * channels + c] - max[a * channels + c] || a - b).slice(0, ATLAS_TOP);
+          const byMean = largest(allPhotos, (i) => means[i * channels + c], ATLAS_TOP);
+          const byMax = largest(shown, (i) => max[i * channels + c], ATLAS_TOP);
           const patches = byMax.map((i, rank) => {
             const cell = argmax[i * channels + c];
             const y = Math.floor(cell / width);
