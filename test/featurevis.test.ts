@@ -121,6 +121,25 @@ describe('transforms', () => {
     }
   });
 
+  it('make a padding, scale, rotation or resize once per size and draw, and composing or applying them changes none', () => {
+    // A size no other test uses, so the first pass makes every sampling.
+    const draw = (seed: number) => {
+      const draws = createRng(seed);
+      return Array.from({ length: 30 }, () => drawSamplings(standardTransforms(), 37, [53, 53], draws));
+    };
+    const feedsOf = (steps: ReturnType<typeof draw>) => steps.map((samplings) => samplings.map((s) => {
+      applySamplings(Float32Array.from({ length: 3 * s.inH * s.inW }, (_, i) => i % 7), 3, [s]).backward(new Float32Array(3 * s.outH * s.outW).fill(1));
+      const f = samplingFeeds(s);
+      return [f.taps, f.weights, f.constant, f.backTaps, f.backMask].map((a) => Array.from(a));
+    }));
+    const first = feedsOf(draw(5));
+    // The same draws again come from the samplings made in the first pass: equal, so nothing wrote into them.
+    expect(feedsOf(draw(5))).toEqual(first);
+    expect(randomRotate([7])(53, 53, createRng(1))).toBe(randomRotate([7])(53, 53, createRng(2)));
+    expect(randomScale([1.1])(53, 53, createRng(1))).toBe(randomScale([1.1])(53, 53, createRng(2)));
+    expect(randomScale([1.1])(53, 53, createRng(1))).not.toBe(randomScale([0.9])(53, 53, createRng(1)));
+  });
+
   it('reproduce Lucent geometry: padding colour, integer jitter, sizes of scaled images', () => {
     const p = pad(12, 0.5)(128, 128, rng);
     expect([p.outH, p.outW]).toEqual([152, 152]);

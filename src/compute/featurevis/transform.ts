@@ -58,14 +58,33 @@ function bilinear(inH: number, inW: number, sy: number, sx: number, set: (k: num
   tap(3, y0 + 1, x0 + 1, ty * tx);
 }
 
+/**
+ * A padding, a resize, a scale or a rotation is the same sampling whenever the sizes and the drawn factor or angle
+ * are: made once (the render loop draws its transforms on the main thread between onnxruntime runs, ~10⁵ pixels per
+ * stage and step; Lucent's draws take 11 scales and 21 angles). Samplings are never written after they are made, so
+ * one object serves every step. Integer jitters stay per step: they cost a copy, and 64 of them would hold 50 MB.
+ */
+const fixedSamplings = new Map<string, Sampling>();
+const FIXED_SAMPLINGS = 256;
+
+function fixedSampling(key: string, make: () => Sampling): Sampling {
+  let s = fixedSamplings.get(key);
+  if (!s) {
+    if (fixedSamplings.size >= FIXED_SAMPLINGS) fixedSamplings.clear();
+    s = make();
+    fixedSamplings.set(key, s);
+  }
+  return s;
+}
+
 /** F.pad(image, [w]*4, value) */
-export const pad = (width: number, value = 0.5): Transform => shiftTransform((h, w) =>
+export const pad = (width: number, value = 0.5): Transform => shiftTransform((h, w) => fixedSampling(`pad ${h} ${w} ${width} ${value}`, () =>
   sampling(h, w, h + 2 * width, w + 2 * width, (y, x, set) => {
     const sy = y - width;
     const sx = x - width;
     if (sy >= 0 && sy < h && sx >= 0 && sx < w) { set(0, sy * w + sx, 1); return 0; }
     return value;
-  }));
+  })));
 
 /** kornia translate by (dx, dy) ∈ {0..d−1}², zero fill */
 export const jitter = (d: number): Transform => {
@@ -86,12 +105,16 @@ export const jitter = (d: number): Transform => {
 export function resize(h: number, w: number, outH: number, outW: number): Sampling {
   const fy = outH > 1 ? (h - 1) / (outH - 1) : 0;
   const fx = outW > 1 ? (w - 1) / (outW - 1) : 0;
-  return sampling(h, w, outH, outW, (y, x, set) => { bilinear(h, w, y * fy, x * fx, set); return 0; });
+  return fixedSampling(`resize ${h} ${w} ${outH} ${outW}`, () => sampling(h, w, outH, outW, (y, x, set) => { bilinear(h, w, y * fy, x * fx, set); return 0; }));
 }
 
 /** Lucent's random_scale: resize by a random factor (sizes rounded up), zero-padding back when it shrank. */
 export const randomScale = (scales: readonly number[]): Transform => (h, w, rng) => {
   const s = scales[rng.uniformInt(0, scales.length - 1)];
+  return fixedSampling(`scale ${h} ${w} ${s}`, () => scaled(h, w, s));
+};
+
+function scaled(h: number, w: number, s: number): Sampling {
   const sh = Math.ceil(s * h);
   const sw = Math.ceil(s * w);
   const padX = Math.max(0, Math.ceil((w - sw) / 2));
@@ -108,11 +131,16 @@ export const randomScale = (scales: readonly number[]): Transform => (h, w, rng)
     for (let k = 0; k < 4; k++) if (inner.index[o * 4 + k] >= 0) set(k, inner.index[o * 4 + k], inner.weight[o * 4 + k]);
     return 0;
   });
-};
+}
 
 /** Lucent's random_rotate: a rotation by a random angle (degrees) about the image centre, bilinear, zero fill. */
 export const randomRotate = (angles: readonly number[]): Transform => (h, w, rng) => {
-  const theta = (angles[rng.uniformInt(0, angles.length - 1)] * Math.PI) / 180;
+  const degrees = angles[rng.uniformInt(0, angles.length - 1)];
+  return fixedSampling(`rotate ${h} ${w} ${degrees}`, () => rotated(h, w, degrees));
+};
+
+function rotated(h: number, w: number, degrees: number): Sampling {
+  const theta = (degrees * Math.PI) / 180;
   const cy = (h - 1) / 2;
   const cx = (w - 1) / 2;
   const cos = Math.cos(theta);
@@ -124,7 +152,7 @@ export const randomRotate = (angles: readonly number[]): Transform => (h, w, rng
     bilinear(h, w, cy - sin * dx + cos * dy, cx + cos * dx + sin * dy, set);
     return 0;
   });
-};
+}
 
 /** Lucent's standard_transforms, in order. */
 export const standardTransforms = (): Transform[] => [
@@ -287,6 +315,18 @@ export interface SamplingFeeds {
 }
 
 export function samplingFeeds(s: Sampling): SamplingFeeds {
+  let f = feedsOf.get(s);
+  if (!f) {
+    f = transposeTaps(s);
+    feedsOf.set(s, f);
+  }
+  return f;
+}
+
+/** A fixed sampling's feeds, made once: the transposed taps are the costly part. */
+const feedsOf = new WeakMap<Sampling, SamplingFeeds>();
+
+function transposeTaps(s: Sampling): SamplingFeeds {
   const outArea = s.outH * s.outW;
   const inArea = s.inH * s.inW;
   const { index } = s;
