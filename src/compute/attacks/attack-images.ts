@@ -103,7 +103,7 @@ export async function attackImages(
     const n = chunk.length;
     const x = new Float32Array(n * per);
     chunk.forEach((input, i) => x.set(input.pixels, i * per));
-    const clean = await model.gradient(x, crossEntropy(), chunk.map((input, i) => input.label ?? 0));
+    const clean = await model.evaluate(x, crossEntropy(), chunk.map((input, i) => input.label ?? 0));
     const cleanTop1 = chunk.map((_, i) => argmax(clean.logits, i, k));
     const labels = Int32Array.from(chunk, (input, i) => input.label ?? cleanTop1[i]);
     const lossLabels = opts.target === undefined ? labels : new Int32Array(n).fill(opts.target);
@@ -124,12 +124,12 @@ export async function attackImages(
     });
     const bytes = opts.norm === 'linf' ? quantizeInBall(run.adv, x, opts.eps, 'linf') : quantizeInL2Ball(run.adv, x, opts.eps, n);
     const saved = gridToFloat(bytes);
-    const after = await model.gradient(saved, crossEntropy(), lossLabels);
+    const after = await model.evaluate(saved, crossEntropy(), lossLabels);
     const linf = linfPerImage(saved, x, n);
     const l2 = l2PerImage(saved, x, n);
     const cleanLoss = opts.target === undefined
       ? clean.objective
-      : (await model.gradient(x, crossEntropy(), lossLabels)).objective;
+      : (await model.evaluate(x, crossEntropy(), lossLabels)).objective;
     chunk.forEach((input, i) => {
       results.push({
         name: input.name,

@@ -57,8 +57,8 @@ export async function devicePgd(
       opts.onStep?.(steps, loss);
     }
     const adv = Float32Array.from(await toHost(x, ep));
-    // The loss and logits at the returned image, from the plain gradient program like every other evaluation.
-    const final = await model.gradient(adv, crossEntropy(), labels);
+    // The loss and logits at the returned image, from the evaluation program like every other evaluation.
+    const final = await model.evaluate(adv, crossEntropy(), labels);
     lossCurve.push(Float32Array.from(final.objective));
     return { adv, steps, loss: Float32Array.from(final.objective), logits: Float32Array.from(final.logits), lossCurve };
   } finally {

@@ -111,6 +111,12 @@ export class DifferentiableModel {
     return r as Required<Pick<ProgramResult, 'grad' | 'objective' | 'logits'>> & ProgramResult;
   }
 
+  /** The objective per image and the logits, without the gradient: a forward pass's cost. */
+  async evaluate(pixels: FloatArray, objective: Objective, labels?: ArrayLike<number>): Promise<{ objective: FloatArray; logits: FloatArray }> {
+    const r = await (await this.program({ objective, gradient: false })).run(pixels, labels);
+    return { objective: r.objective!, logits: r.logits! };
+  }
+
   /**
    * The objective and its input gradient only: the program is pruned at the objective's layers, so nothing after
    * them is computed (feature visualization of a layer3 neuron never runs layer4).

@@ -26,6 +26,11 @@ export interface ProgramSpec {
   /** return the logits (default true unless an objective makes them unnecessary and `logits: false`) */
   logits?: boolean;
   /**
+   * with an objective: false returns its value without d(objective)/d(pixels) — no backward nodes, a forward pass's
+   * cost (an attack's evaluations before and after, which read only the loss and the logits)
+   */
+  gradient?: boolean;
+  /**
    * A whole loop step around the gradient (a PGD update, a feature-visualization render): the extension adds its
    * inputs, nodes and state outputs, and the gradient itself is no longer an output (graph-extension.ts).
    */
@@ -170,7 +175,7 @@ export function labelTensor(labels: ArrayLike<number>): ort.Tensor {
 export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
   const graph = Graph.decode(model.bytes);
   const { extension } = spec;
-  if (extension && !spec.objective) throw new Error('a graph extension needs an objective to take the gradient of');
+  if (extension && (!spec.objective || spec.gradient === false)) throw new Error('a graph extension needs an objective to take the gradient of');
   const ctx = { graph, floatType: model.floatType, inputDims: model.inputDims };
   const extended = extension?.prepare?.(ctx) ?? {};
   const dims = (t: string): number[] => {
@@ -237,14 +242,16 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     graph.addOutput(OBJECTIVE);
     outputs.objective = OBJECTIVE;
     forwardNodes = new Set(graph.nodes);
-    const grad = backprop(graph, { wrt: extended.wrt ?? PIXELS, seeds: built.seeds, dims, floatType: model.floatType, adjoints: extended.adjoints });
-    if (extension) {
-      extension.extend(ctx, grad);
-      const missing = Object.keys(extension.state).filter((o) => !graph.outputs.some((g) => g.name === o));
-      if (missing.length) throw new Error(`internal: graph extension '${extension.key}' declared state it did not output: ${missing.join(', ')}`);
-    } else {
-      graph.addOutput(grad);
-      outputs.grad = grad;
+    if (spec.gradient !== false) {
+      const grad = backprop(graph, { wrt: extended.wrt ?? PIXELS, seeds: built.seeds, dims, floatType: model.floatType, adjoints: extended.adjoints });
+      if (extension) {
+        extension.extend(ctx, grad);
+        const missing = Object.keys(extension.state).filter((o) => !graph.outputs.some((g) => g.name === o));
+        if (missing.length) throw new Error(`internal: graph extension '${extension.key}' declared state it did not output: ${missing.join(', ')}`);
+      } else {
+        graph.addOutput(grad);
+        outputs.grad = grad;
+      }
     }
   }
   if (graph.outputs.length === 0) throw new Error('a program must return something: logits, activations, means or an objective');
