@@ -201,11 +201,11 @@ describe('spatial coordinates on a planted square', () => {
     // Image i is the square scaled by i + 1: 16 ones × 9 (the box filter keeps mass) × (i + 1) over 256 cells.
     const scaled = async (i: number) => image.map((v) => (i + 1) * v);
     const rec = await recordLayers(classifier, 5, scaled, { layers: ['detect'], means: ['detect', 'deeper'] }, 2);
-    expect([...rec.maps.keys()]).toEqual(['detect']);
+    expect([...rec.stats.keys()]).toEqual(['detect']);
     const detect = rec.means.get('detect')!;
     expect(detect.channels).toBe(1);
     expect(Array.from(detect.values)).toEqual(Array.from({ length: 5 }, (_, i) => expect.closeTo(((i + 1) * 16 * 9) / 256, 5)));
-    for (let i = 0; i < 5; i++) expect(detect.values[i]).toBeCloseTo(rec.maps.get('detect')!.mean[i], 6);
+    for (let i = 0; i < 5; i++) expect(detect.values[i]).toBeCloseTo(rec.stats.get('detect')!.mean[i], 6);
     const deeper = rec.means.get('deeper')!;
     const host = await recordActivations(classifier, 5, scaled, ['deeper'], 3);
     for (let i = 0; i < 5; i++) expect(deeper.values[i]).toBeCloseTo(host.get('deeper')!.mean[i], 5);

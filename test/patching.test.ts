@@ -101,7 +101,7 @@ describe('the patched graph on a tiny net', () => {
       const patched = await PatchedLayer.compile(await model(headNet(w, 0.1, residual)), 'mid');
       try {
         // The layer alone, or the layer and the skip connection's input: what the head reads from before the patch.
-        expect(patched.fed).toHaveLength(residual ? 2 : 1);
+        expect(patched.frontier).toHaveLength(residual ? 2 : 1);
         const n = 5;
         const x = images(n, 31, (_c, r) => 2 * r() - 1);
         const injected = images(n, 32, (_c, r) => 3 * r());
@@ -350,6 +350,28 @@ describe('patching MobileNetV2', () => {
         // …and that is a different answer from the image's own, or the check would prove nothing.
         expect(maxDiff(probabilities(own.logits!, i), other)).toBeGreaterThan(0.1);
       }
+    } finally {
+      await patched.release();
+    }
+  });
+
+  it('inside a residual block, continues a capture with the block\'s input fed beside the layer: the same probabilities as patching the pixels', async () => {
+    const layer = 'features.16.conv.1';
+    const patched = await PatchedLayer.compile(classifier.model, layer);
+    try {
+      expect(patched.cut).toBe(false);
+      expect(patched.frontier).toHaveLength(2); // the layer and the block's input, which the residual Add reads
+      const n = attacked.length;
+      const c = patched.channels;
+      const adv = await patched.capture(adversarial);
+      // Half the channels of each image from its clean activations (restore), a different half per image.
+      const own = await patched.capture(clean);
+      const mask = Float32Array.from({ length: n * c }, (_, k) => ((k * 7 + Math.floor(k / c)) % 2));
+      const continued = await patched.continue(adv, mask, own.activation);
+      const whole = (await patched.run(adversarial, mask, own.activation)).logits;
+      for (let i = 0; i < n; i++) expect(maxDiff(probabilities(continued, i), probabilities(whole, i))).toBeLessThan(1e-5);
+      // …and the patch changed something, or the comparison would prove nothing.
+      expect(Math.max(...Array.from({ length: n }, (_, i) => maxDiff(probabilities(continued, i), probabilities(adv.logits, i))))).toBeGreaterThan(1e-3);
     } finally {
       await patched.release();
     }

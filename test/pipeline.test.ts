@@ -7,7 +7,10 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
+import { recordActivations } from '../src/compute/analysis/record.ts';
+import { loadImage } from '../src/compute/io/image.ts';
 import { parseNpy } from '../src/compute/io/npy.ts';
+import { loadClassifier } from '../src/compute/model/classifier.ts';
 import { Graph } from '../src/compute/onnx/graph.ts';
 import { NEURONS_JSON } from '../src/compute/pipeline/outputs/analysis.ts';
 import { RESULTS_JSON } from '../src/compute/pipeline/outputs/attack.ts';
@@ -239,31 +242,37 @@ compare: { id: int8, label: MobileNetV2 int8, file: models/mobilenetv2-12-int8.o
     const entry = (id: string) => r.steps.find((s) => s.id === id)!.entry!;
     const json = async (id: string, file: string) => JSON.parse(await readFile(entry(id).file(file), 'utf8'));
     const npy = async (id: string, file: string) => parseNpy(await readFile(entry(id).file(file)));
-    for (const [activations, depth] of [['activations', 'depth'], [comparedStepId('int8', 'activations'), comparedStepId('int8', 'depth')]]) {
-      const acts = await json(activations, 'activations.json');
-      const tested = (await json(depth, 'depth.json')).layers.map((l: { layer: string }) => l.layer);
+    const models = [
+      { activations: 'activations', depth: 'depth', file: 'mobilenetv2.onnx' },
+      { activations: comparedStepId('int8', 'activations'), depth: comparedStepId('int8', 'depth'), file: 'mobilenetv2-12-int8.onnx' },
+    ];
+    for (const m of models) {
+      const acts = await json(m.activations, 'activations.json');
+      const tested = (await json(m.depth, 'depth.json')).layers.map((l: { layer: string }) => l.layer);
       expect(tested).toHaveLength(2);
-      expect(Object.keys(acts.spread).sort(), activations).toEqual([...tested].sort());
-      // σ of the analysed layer, recomputed here from its spatial means (averaged in JavaScript from the full maps) in
-      // two passes: the population σ over the 6 reference photos.
-      for (const [layer, { file }] of Object.entries(acts.layers as Record<string, { file: string }>)) {
-        if (!acts.spread[layer]) continue;
-        const means = (await npy(activations, `${file}.mean.npy`)) as { data: Float32Array; shape: number[] };
-        const [n, channels] = means.shape;
-        expect(n).toBe(6);
-        const sigma = (await npy(activations, `${acts.spread[layer].file}.sigma.npy`)).data;
+      expect(acts.depth.layers.map((l: { layer: string }) => l.layer), m.activations).toEqual(tested);
+      // σ recomputed here, independently of the step: the 6 reference photos through the model, each channel's
+      // spatial mean averaged in JavaScript from the full maps, then the population σ in two passes.
+      const classifier = await loadClassifier(shared('models', m.file), {}, shared('models', 'mobilenetv2.json'));
+      const photos = acts.images.map((im: { name: string }) => path.join(p.data, im.name));
+      expect(photos).toHaveLength(6);
+      const recorded = await recordActivations(classifier, 6, (i) => loadImage(photos[i], classifier.preprocess), tested);
+      for (const { layer, file, channels } of acts.depth.layers as { layer: string; file: string; channels: number }[]) {
+        const { mean } = recorded.get(layer)!;
+        const sigma = (await npy(m.activations, `${file}.sigma.npy`)).data as Float64Array;
         expect(sigma).toHaveLength(channels);
         let varying = 0;
         for (let c = 0; c < channels; c++) {
-          let m = 0;
-          for (let i = 0; i < n; i++) m += means.data[i * channels + c] / n;
+          let mu = 0;
+          for (let i = 0; i < 6; i++) mu += mean[i * channels + c] / 6;
           let v = 0;
-          for (let i = 0; i < n; i++) v += (means.data[i * channels + c] - m) ** 2 / n;
-          expect(sigma[c]).toBeCloseTo(Math.sqrt(v), 4);
+          for (let i = 0; i < 6; i++) v += (mean[i * channels + c] - mu) ** 2 / 6;
+          expect(Math.abs(sigma[c] - Math.sqrt(v)), `${m.activations} ${layer}:${c}`).toBeLessThan(1e-4 * Math.max(1, Math.sqrt(v)));
           if (v > 0) varying++;
         }
         expect(varying).toBeGreaterThan(channels / 2);
       }
+      await classifier.model.release();
     }
     // The int8 model's layers are the main model's, found by their activations (its nodes are named Conv_N).
     expect((await json(comparedStepId('int8', 'depth'), 'depth.json')).layers.map((l: { aligned: { layer: string } }) => l.aligned.layer)).toEqual(['features.16.conv.2', 'features.17.conv.2']);

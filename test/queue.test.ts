@@ -18,16 +18,18 @@ const CLI = path.resolve(import.meta.dirname, '../src/cli/atlas.ts');
 
 // Two featurevis shards (one neuron per render batch) and, with one image per shard, two attack shards and two
 // activations shards (one image per analysis batch); a random start, so the attack's shards must draw each image's
-// start as the whole run does. The analyses that read the activations (neurons, polysemantic, atlas) run on the
-// coordinator.
+// start as the whole run does. The activations shards also return their rows of the depth layers' means, from which
+// the merge takes σ over both images. The analyses that read the activations (neurons, depth, polysemantic, atlas) run
+// on the coordinator.
 const SPEC = `${SPEC_HEADER}attacks:
   any_untargeted: { from: '*', eps: 4/255, alpha: 1/255, steps: 3, random_start: true }
 layers: [features.17.conv.2]
 analysis: { batch: 1 }
+depth: [features.16.conv.2, features.17.conv.2]
 featurevis: { neurons: [features.17.conv.2:1, features.17.conv.2:2], size: 16, steps: 24, batch: 1 }
 `;
 const SHARD_SIZE = { attack: 1, activations: 1 };
-const STEPS = ['any_untargeted', 'activations', 'neurons_any_untargeted', 'polysemantic', 'atlas', 'featurevis'];
+const STEPS = ['any_untargeted', 'activations', 'neurons_any_untargeted', 'depth', 'polysemantic', 'atlas', 'featurevis'];
 const SHARDED = ['any_untargeted', 'activations', 'featurevis'];
 /** Jobs a run of the spec on an empty cache enqueues: two shards of each sharded step. */
 const JOBS = 6;

@@ -119,8 +119,7 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
   const byChannel = new Float64Array(n * channels);
   for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) byChannel[c * n + i] = ranks[i * channels + c];
 
-  // What the lower bound subtracts and divides by depends on the synset and the channel's ties, not on the shuffle:
-  // computed once per channel (the same expressions, so the same bits), not once per shuffle.
+  // What the lower bound subtracts and divides by depends on the synset and the channel's ties, not on the shuffle.
   const offsets = Float64Array.from(sizes, (n1) => n1 * (n1 + 1) / 2);
   const products = Float64Array.from(sizes, (n1) => n1 * (n - n1));
   const margins = new Map<number, Float64Array>();
@@ -151,11 +150,11 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
       const gs = synsetsOf[u];
       for (let k = 0; k < gs.length; k++) sums[gs[k]] += r;
     }
-    const margins = marginOf(c);
+    const marginOfSynset = marginOf(c);
     let g = -1;
     let score = -Infinity;
     for (let k = 0; k < G; k++) {
-      const margin = margins[k];
+      const margin = marginOfSynset[k];
       if (!(margin > 0)) continue;
       const lower = (sums[k] - offsets[k] - margin) / products[k];
       if (lower > score) { score = lower; g = k; }

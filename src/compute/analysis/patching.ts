@@ -68,15 +68,15 @@ export class PatchedLayer {
   private readonly session: ort.InferenceSession;
   private readonly tail: ort.InferenceSession;
   /** the tensors the network after the layer reads from before it: the layer's, and a skip connection's input */
-  readonly fed: readonly string[];
+  readonly frontier: readonly string[];
   private readonly model: DifferentiableModel;
 
-  private constructor(model: DifferentiableModel, layer: Layer, sessions: { whole: ort.InferenceSession; tail: ort.InferenceSession; fed: readonly string[] }, cut: boolean) {
+  private constructor(model: DifferentiableModel, layer: Layer, sessions: { whole: ort.InferenceSession; tail: ort.InferenceSession; frontier: readonly string[] }, cut: boolean) {
     this.model = model;
     this.layer = layer;
     this.session = sessions.whole;
     this.tail = sessions.tail;
-    this.fed = sessions.fed;
+    this.frontier = sessions.frontier;
     this.cut = cut;
     this.channels = layer.dims[1];
     this.spatial = layer.dims.slice(2);
@@ -91,14 +91,22 @@ export class PatchedLayer {
     const cut = isCut(graph, PIXELS, found.tensor, prepared.logits);
     patchGraph(graph, { tensor: found.tensor, logits: prepared.logits, dims: found.dims, floatType: prepared.floatType });
     const tail = Graph.decode(graph.encode());
-    const fed = tailGraph(tail, PIXELS, (t) => {
+    const frontier = tailGraph(tail, PIXELS, (t) => {
       const info = prepared.tensors.get(t);
       if (!info) throw new Error(`internal: no probed type for tensor '${t}', which the network after ${found.name} reads`);
       return { elemType: info.elemType, ...(info.dims.length >= 2 && info.dims[0] === PROBE_BATCH ? { dims: ['N' as const, ...info.dims.slice(1)] } : {}) };
     });
-    for (const t of fed) graph.addOutput(t);
-    const [whole, tailSession] = [await createSession(graph.encode(), model.session), await createSession(tail.encode(), model.session)];
-    return new PatchedLayer(model, found, { whole, tail: tailSession, fed }, cut);
+    // The layer is among the tensors the tail reads (the Where reads it): its own output stands for PATCH_ACTIVATION.
+    graph.outputs = graph.outputs.filter((o) => o.name !== PATCH_ACTIVATION);
+    for (const t of frontier) graph.addOutput(t);
+    graph.prune();
+    const whole = await createSession(graph.encode(), model.session);
+    try {
+      return new PatchedLayer(model, found, { whole, tail: await createSession(tail.encode(), model.session), frontier }, cut);
+    } catch (err) {
+      await whole.release();
+      throw err;
+    }
   }
 
   /**
@@ -132,8 +140,8 @@ export class PatchedLayer {
     const out = await this.session.run({ [PIXELS]: floatTensor(this.model.prepared.floatType, pixels, [n, c, h, w]), ...this.patchFeeds(n, mask, injected) });
     return {
       logits: out[PATCH_LOGITS].data as FloatArray,
-      activation: out[PATCH_ACTIVATION].data as FloatArray,
-      frontier: Object.fromEntries(this.fed.map((t) => [t, out[t]])),
+      activation: out[this.layer.tensor].data as FloatArray,
+      frontier: Object.fromEntries(this.frontier.map((t) => [t, out[t]])),
     };
   }
 

@@ -27,7 +27,7 @@ export interface LayerMeans {
 
 export interface Recording {
   /** the `layers`: mean, max and where the max is */
-  maps: Map<string, LayerActivations>;
+  stats: Map<string, LayerActivations>;
   /** the `means` layers: spatial means only */
   means: Map<string, LayerMeans>;
 }
@@ -40,7 +40,7 @@ export async function recordActivations(
   batch = 16,
   onProgress?: (done: number, total: number) => void,
 ): Promise<Map<string, LayerActivations>> {
-  return (await recordLayers(classifier, count, pixelsOf, { layers }, batch, onProgress)).maps;
+  return (await recordLayers(classifier, count, pixelsOf, { layers }, batch, onProgress)).stats;
 }
 
 /** recordActivations for `layers`, and the spatial means alone of the `means` layers, in one pass over the images. */
@@ -99,5 +99,5 @@ export async function recordLayers(
     }
     onProgress?.(start + n, count);
   }
-  return { maps: out, means: meansOut };
+  return { stats: out, means: meansOut };
 }

@@ -59,20 +59,33 @@ function bilinear(inH: number, inW: number, sy: number, sx: number, set: (k: num
 }
 
 /**
- * A padding, a resize, a scale or a rotation is the same sampling whenever the sizes and the drawn factor or angle
- * are: made once (the render loop draws its transforms on the main thread between onnxruntime runs, ~10⁵ pixels per
- * stage and step; Lucent's draws take 11 scales and 21 angles). Samplings are never written after they are made, so
- * one object serves every step. Integer jitters stay per step: they cost a copy, and 64 of them would hold 50 MB.
+ * A padding, a resize, or a scale by a drawn factor is the same sampling whenever the sizes and the factor are (Lucent
+ * draws 11 scales): made once, where the render loop would otherwise build ~10⁵ pixels' taps per stage and step on the
+ * main thread between onnxruntime runs. Samplings are never written after they are made, so one object serves every
+ * step. Kept least recently used first, within FIXED_BYTES of tap arrays (their transposes, samplingFeeds, about as
+ * much again); Lucent's chain at 128 px into a 224 px model keeps about 40 MB. Rotations are not kept: 21 angles ×
+ * 11 scaled sizes would hold 190 MB for a hit every other step.
  */
 const fixedSamplings = new Map<string, Sampling>();
-const FIXED_SAMPLINGS = 256;
+const FIXED_BYTES = 64 * 2 ** 20;
+let fixedBytes = 0;
+
+const bytesOf = (s: Sampling) => s.index.byteLength + s.weight.byteLength + s.constant.byteLength;
 
 function fixedSampling(key: string, make: () => Sampling): Sampling {
-  let s = fixedSamplings.get(key);
-  if (!s) {
-    if (fixedSamplings.size >= FIXED_SAMPLINGS) fixedSamplings.clear();
-    s = make();
-    fixedSamplings.set(key, s);
+  const kept = fixedSamplings.get(key);
+  if (kept) {
+    fixedSamplings.delete(key);
+    fixedSamplings.set(key, kept);
+    return kept;
+  }
+  const s = make();
+  fixedSamplings.set(key, s);
+  fixedBytes += bytesOf(s);
+  for (const [k, old] of fixedSamplings) {
+    if (fixedBytes <= FIXED_BYTES || k === key) break;
+    fixedSamplings.delete(k);
+    fixedBytes -= bytesOf(old);
   }
   return s;
 }
@@ -103,9 +116,13 @@ export const jitter = (d: number): Transform => {
 
 /** Bilinear resize with align_corners=True (torch.nn.Upsample) to outH×outW. */
 export function resize(h: number, w: number, outH: number, outW: number): Sampling {
+  return fixedSampling(`resize ${h} ${w} ${outH} ${outW}`, () => resized(h, w, outH, outW));
+}
+
+function resized(h: number, w: number, outH: number, outW: number): Sampling {
   const fy = outH > 1 ? (h - 1) / (outH - 1) : 0;
   const fx = outW > 1 ? (w - 1) / (outW - 1) : 0;
-  return fixedSampling(`resize ${h} ${w} ${outH} ${outW}`, () => sampling(h, w, outH, outW, (y, x, set) => { bilinear(h, w, y * fy, x * fx, set); return 0; }));
+  return sampling(h, w, outH, outW, (y, x, set) => { bilinear(h, w, y * fy, x * fx, set); return 0; });
 }
 
 /** Lucent's random_scale: resize by a random factor (sizes rounded up), zero-padding back when it shrank. */
@@ -119,7 +136,7 @@ function scaled(h: number, w: number, s: number): Sampling {
   const sw = Math.ceil(s * w);
   const padX = Math.max(0, Math.ceil((w - sw) / 2));
   const padY = Math.max(0, Math.ceil((h - sh) / 2));
-  const inner = resize(h, w, sh, sw);
+  const inner = resized(h, w, sh, sw);
   // F.pad(x, [pad_y, pad_x] * 2): left pad_y, right pad_x, top pad_y, bottom pad_x (Lucent's order, kept).
   const outH = sh + padY + padX;
   const outW = sw + padY + padX;
@@ -135,12 +152,7 @@ function scaled(h: number, w: number, s: number): Sampling {
 
 /** Lucent's random_rotate: a rotation by a random angle (degrees) about the image centre, bilinear, zero fill. */
 export const randomRotate = (angles: readonly number[]): Transform => (h, w, rng) => {
-  const degrees = angles[rng.uniformInt(0, angles.length - 1)];
-  return fixedSampling(`rotate ${h} ${w} ${degrees}`, () => rotated(h, w, degrees));
-};
-
-function rotated(h: number, w: number, degrees: number): Sampling {
-  const theta = (degrees * Math.PI) / 180;
+  const theta = (angles[rng.uniformInt(0, angles.length - 1)] * Math.PI) / 180;
   const cy = (h - 1) / 2;
   const cx = (w - 1) / 2;
   const cos = Math.cos(theta);
@@ -152,7 +164,7 @@ function rotated(h: number, w: number, degrees: number): Sampling {
     bilinear(h, w, cy - sin * dx + cos * dy, cx + cos * dx + sin * dy, set);
     return 0;
   });
-}
+};
 
 /** Lucent's standard_transforms, in order. */
 export const standardTransforms = (): Transform[] => [

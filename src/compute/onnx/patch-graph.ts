@@ -84,15 +84,16 @@ export function isCut(graph: Graph, input: string, tensor: string, output: strin
   return !reached.has(output);
 }
 
-/** A tensor the tail graph reads from before the patched layer: its element type, and its dims when it has a batch. */
+/** A frontier tensor (one the tail graph reads from before the patched layer): its element type, and its dims when it has a batch. */
 export type FrontierType = (tensor: string) => { elemType: number; dims?: readonly (number | 'N')[] };
 
 /**
  * Cut a patchGraph-ed graph down to the network after the patch: PATCH_LOGITS from the patched tensor, every tensor
  * it reads from before the patch — the layer itself, a skip connection's input, anything else computed from
  * `pixels` — fed as an input instead of recomputed. Patching a late layer then runs the last blocks, not the model.
- * Nodes that depend on no input (constants) stay. Returns the fed tensors in graph order: a run of the whole patched
- * graph that outputs them (with an all-zero mask) hands this graph exactly what the layer's consumers read there.
+ * Nodes that depend on no input (constants) stay. Returns the frontier, the fed tensors, in graph order: a run of the
+ * whole patched graph that outputs them (with an all-zero mask) hands this graph exactly what the layer's consumers
+ * read there.
  */
 export function tailGraph(graph: Graph, input: string, typeOf: FrontierType): string[] {
   const where = graph.nodes.find((n) => n.opType === 'Where' && n.input?.[1] === PATCH_INJECTED);
@@ -106,18 +107,18 @@ export function tailGraph(graph: Graph, input: string, typeOf: FrontierType): st
   const afterPatch = reach([], (n) => n === where);
   const kept = graph.nodes.filter((n) => (n.output ?? []).some((o) => afterPatch.has(o)) || !(n.input ?? []).some((i) => i && fromInput.has(i)));
   const produced = new Set(kept.flatMap((n) => n.output ?? []));
-  const fed: string[] = [];
-  for (const n of kept) for (const i of n.input ?? []) if (i && fromInput.has(i) && !produced.has(i) && !fed.includes(i)) fed.push(i);
+  const frontier: string[] = [];
+  for (const n of kept) for (const i of n.input ?? []) if (i && fromInput.has(i) && !produced.has(i) && !frontier.includes(i)) frontier.push(i);
   graph.nodes = kept;
   graph.outputs = graph.outputs.filter((o) => o.name === PATCH_LOGITS);
   const patchInputs = graph.inputs.filter((i) => i.name === PATCH_MASK || i.name === PATCH_INJECTED);
   graph.inputs = [
-    ...fed.map((name): ValueInfoProto => {
+    ...frontier.map((name): ValueInfoProto => {
       const { elemType, dims } = typeOf(name);
       return { name, type: { tensorType: { elemType, ...(dims ? { shape: { dim: dims.map((d) => (d === 'N' ? { dimParam: 'N' } : { dimValue: d })) } } : {}) } } };
     }),
     ...patchInputs,
   ];
   graph.prune();
-  return fed;
+  return frontier;
 }

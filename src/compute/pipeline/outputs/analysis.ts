@@ -18,10 +18,29 @@ export const ActivationsLayer = z.strictObject({
   spatial: z.tuple([int(), int()]),
 });
 
+/** analysis/layer-alignment.ts's AlignedLayer */
+export const AlignedLayer = z.strictObject({
+  layer: z.string(),
+  to: z.string().nullable(),
+  correlation: z.number().nullable(),
+  how: z.enum(['name', 'activations', 'none']),
+});
+
+export const DepthSpread = z.strictObject({
+  /**
+   * the `depth:` layers in this model, in the main model's order: `<file>.sigma.npy` (float64 [C]) holds the
+   * population σ of each channel's spatial mean over the images
+   */
+  layers: z.array(z.strictObject({ layer: z.string(), file: z.string(), channels: int() })),
+  /** a compared model's: each of the main model's depth layers and its counterpart here (null for the main model) */
+  aligned: z.array(AlignedLayer).nullable(),
+});
+export type DepthSpread = z.infer<typeof DepthSpread>;
+
 export const Activations = z.strictObject({
   layers: perLayer(ActivationsLayer),
-  /** the `depth:` layers: `<file>.sigma.npy` (float64 [C]), population σ of each channel's spatial mean over the images */
-  spread: perLayer(z.strictObject({ file: z.string(), channels: int() })),
+  /** null without `depth:` */
+  depth: DepthSpread.nullable(),
   /** the reference images, in the row order of the .npy arrays */
   images: z.array(z.strictObject({ name: z.string(), label: int() })),
 });

@@ -11,7 +11,7 @@ import { loadImage } from '../../io/image.ts';
 import { encodeNpy, parseNpy } from '../../io/npy.ts';
 import { CLASSIFIER_CODE } from '../../model/classifier.ts';
 import type { LabelledImage } from '../data.ts';
-import { ACTIVATIONS_JSON, type Activations } from '../outputs/analysis.ts';
+import { ACTIVATIONS_JSON, type Activations, type DepthSpread } from '../outputs/analysis.ts';
 import { readJson, writeJson } from '../outputs/json-file.ts';
 import { computeInOnePiece, type Sharding, type Step } from '../step.ts';
 import { ACTIVATIONS } from '../step-ids.ts';
@@ -37,41 +37,42 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
     // A whole number of batches (a batch is one forward pass; the same batches as one run), about 256 images: a minute
     // of ResNet-50 on a 2-core CPU, and a result of a few MB per layer to send back.
     size: 256,
-    async plan(size) {
+    async plan(size, ctx) {
+      // The depth layers are found here, once, and handed to every shard: a compared model's are found by their
+      // activations, and two machines must not disagree about a close call.
+      const depth = spec.depth ? (await depthLayers(await env.classifier(), spec, env.reference, env.alignTo, (message) => ctx.progress(0, 1, message)).catch((err: unknown) => {
+        throw new Error(`spec depth: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      })).layers : [];
       const per = Number.isFinite(size) ? Math.max(1, Math.ceil(size / a.batch)) * a.batch : env.reference.length;
       const out: { shard: ActivationsShard; units: number }[] = [];
       for (let first = 0; first < env.reference.length; first += per) {
         const names = env.reference.slice(first, first + per).map((im) => im.name);
-        out.push({ shard: { first, names }, units: names.length });
+        out.push({ shard: { first, names, depth }, units: names.length });
       }
       return out;
     },
-    async compute({ first, names }, progress) {
+    async compute({ first, names, depth }, progress) {
       const part = env.reference.slice(first, first + names.length);
       if (part.map((im) => im.name).join('\n') !== names.join('\n')) throw new Error(`internal: ${ACTIVATIONS} shard from image ${first} names other images than this data directory's`);
       const classifier = await env.classifier();
-      const { layers: spreadLayers } = await depthLayers(classifier, spec, env.reference, env.alignTo, (message) => progress(0, names.length, message));
-      const records = await recordLayers(classifier, part.length, (i) => loadImage(part[i].path, classifier.preprocess), { layers: spec.layers, means: spreadLayers }, a.batch,
+      const records = await recordLayers(classifier, part.length, (i) => loadImage(part[i].path, classifier.preprocess), { layers: spec.layers, means: depth }, a.batch,
         (done, total) => progress(done, total, `${done}/${total} images`));
       const files = new Map<string, Uint8Array>();
       const layers: Activations['layers'] = {};
-      for (const [layer, r] of records.maps) {
+      for (const [layer, r] of records.stats) {
         files.set(`${fileOf(layer)}.mean.npy`, encodeNpy(r.mean, [r.images, r.channels]));
         files.set(`${fileOf(layer)}.max.npy`, encodeNpy(r.max, [r.images, r.channels]));
         files.set(`${fileOf(layer)}.argmax.npy`, encodeNpy(r.argmax, [r.images, r.channels]));
         layers[layer] = { file: fileOf(layer), channels: r.channels, spatial: r.spatial };
       }
       // σ needs every image: a shard returns its rows of means, and the merge takes σ over all of them in image order.
-      const spread: Activations['spread'] = {};
-      for (const [layer, m] of records.means) {
-        files.set(`${fileOf(layer)}${SHARD_MEANS}`, encodeNpy(m.values, [part.length, m.channels]));
-        spread[layer] = { file: fileOf(layer), channels: m.channels };
-      }
+      const spread: DepthSpread['layers'] = depth.map((layer) => ({ layer, file: fileOf(layer), channels: records.means.get(layer)!.channels }));
+      for (const { layer, file, channels } of spread) files.set(`${file}${SHARD_MEANS}`, encodeNpy(records.means.get(layer)!.values, [part.length, channels]));
       files.set(SHARD_LAYERS, new TextEncoder().encode(JSON.stringify({ layers, spread })));
       return files;
     },
-    async merge(_shards, parts) {
-      const { layers, spread } = JSON.parse(new TextDecoder().decode(parts[0].get(SHARD_LAYERS))) as Pick<Activations, 'layers' | 'spread'>;
+    async merge(shards, parts) {
+      const { layers, spread } = JSON.parse(new TextDecoder().decode(parts[0].get(SHARD_LAYERS))) as { layers: Activations['layers']; spread: DepthSpread['layers'] };
       const files = new Map<string, Uint8Array>();
       const n = env.reference.length;
       // The shards' rows, in image order: the [N,C] array one run over all images records.
@@ -91,11 +92,15 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
           files.set(`${file}.${stat}.npy`, encodeNpy(all, [n, channels]));
         }
       }
-      for (const { file, channels } of Object.values(spread)) {
+      for (const { file, channels } of spread) {
         const { std } = channelSpread(rows(`${file}${SHARD_MEANS}`, channels, new Float32Array(n * channels)), channels);
         files.set(`${file}.sigma.npy`, encodeNpy(std, [channels]));
       }
-      files.set(ACTIVATIONS_JSON.file, writeJson(ACTIVATIONS_JSON, ACTIVATIONS, { layers, spread, images: env.reference.map((im) => ({ name: im.name, label: im.label })) }));
+      // The plan's alignment (this process made it: the depth layers came from it).
+      const aligned = spec.depth && env.alignTo ? (await depthLayers(await env.classifier(), spec, env.reference, env.alignTo)).aligned : null;
+      if (aligned && aligned.flatMap((l) => (l.to === null ? [] : [l.to])).join('\n') !== shards[0].depth.join('\n')) throw new Error(`internal: ${ACTIVATIONS} merged other depth layers than it planned`);
+      const depth: Activations['depth'] = spec.depth ? { layers: spread, aligned } : null;
+      files.set(ACTIVATIONS_JSON.file, writeJson(ACTIVATIONS_JSON, ACTIVATIONS, { layers, depth, images: env.reference.map((im) => ({ name: im.name, label: im.label })) }));
       return files;
     },
   };
@@ -109,10 +114,14 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
   };
 }
 
-/** An activations shard: the reference images from index `first`, named to check a worker has the same ones. */
+/**
+ * An activations shard: the reference images from index `first`, named to check a worker has the same ones, and the
+ * depth layers whose spatial means it records.
+ */
 interface ActivationsShard {
   first: number;
   names: string[];
+  depth: string[];
 }
 
 /** The shard's layer shapes (its other files are the layers' [n,C] arrays). */
@@ -131,12 +140,12 @@ export async function referenceMaxima(entry: CacheEntry, layer: string): Promise
   return parseNpy(await readFile(entry.file(`${fileOf(layer)}.max.npy`))).data as Float32Array;
 }
 
-/** σ [C] of each channel's spatial mean over the reference images, per `depth:` layer this step recorded. */
-export async function referenceSpreads(entry: CacheEntry, reader: string): Promise<Map<string, Float64Array>> {
-  const { spread } = await readJson(ACTIVATIONS_JSON, entry, reader, ACTIVATIONS);
-  const out = new Map<string, Float64Array>();
-  for (const [layer, { file }] of Object.entries(spread)) out.set(layer, parseNpy(await readFile(entry.file(`${file}.sigma.npy`))).data as Float64Array);
-  return out;
+/** The `depth:` layers this step recorded, in order, with σ [C] of each channel's spatial mean over the reference images. */
+export async function depthSpread(entry: CacheEntry, reader: string): Promise<{ layers: string[]; sigma: Float64Array[]; aligned: DepthSpread['aligned'] }> {
+  const { depth } = await readJson(ACTIVATIONS_JSON, entry, reader, ACTIVATIONS);
+  if (!depth) throw new Error(`internal: step ${reader}: ${ACTIVATIONS} took no depth layers`);
+  const sigma = await Promise.all(depth.layers.map(async ({ file }) => parseNpy(await readFile(entry.file(`${file}.sigma.npy`))).data as Float64Array));
+  return { layers: depth.layers.map((l) => l.layer), sigma, aligned: depth.aligned };
 }
 
 /** Arg-max cells [N,C] (row-major index into the layer's map) of the reference images in one layer. */

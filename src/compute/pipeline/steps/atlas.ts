@@ -115,16 +115,16 @@ export function atlasStep(env: AnalysisEnv): Step {
           const rgb = chwToHwc(await loadImage(env.reference[i].path, classifier.preprocess), crop, crop);
           // Channels whose maximum lies in the same cell share the patch (in a late layer every receptive field is
           // the whole crop): each box is cut once.
-          const cut = new Map<string, Promise<Buffer>>();
+          const tileOfBox = new Map<string, Promise<Buffer>>();
           await Promise.all(uses.map(async ({ channel, rank }) => {
             const box = neurons[channel].patches[rank].box;
             const key = box.join(',');
-            let tile = cut.get(key);
+            let tile = tileOfBox.get(key);
             if (!tile) {
               const [top, left, bottom, right] = box;
               tile = sharp(rgb, { raw: { width: crop, height: crop, channels: 3 } })
                 .extract({ left, top, width: right - left, height: bottom - top }).resize(PATCH, PATCH, { fit: 'fill' }).raw().toBuffer();
-              cut.set(key, tile);
+              tileOfBox.set(key, tile);
             }
             (tiles.get(channel) ?? tiles.set(channel, []).get(channel)!)[rank] = await tile;
           }));

@@ -1,7 +1,8 @@
 // The layers the `depth:` pattern names in the analysed model: its own matches, or for a compared model the main
 // model's matches found in it (analysis/layer-alignment.ts), so both models' depth curves share one x axis. The
-// `activations` step takes σ of these layers in its pass over the reference set and the `depth` step tests them; both
-// ask here, and the alignment, which runs probe photos through both models, is done once per process.
+// `activations` step asks when it is planned, hands the layers to its shards, which take their means in the pass over
+// the reference set, and writes them with σ and the alignment into activations.json, which the `depth` step reads.
+// The alignment runs probe photos through both models; it is kept for the process (the merge asks again).
 import { alignLayers, type AlignedLayer } from '../../analysis/layer-alignment.ts';
 import { loadImage } from '../../io/image.ts';
 import type { Classifier } from '../../model/classifier.ts';

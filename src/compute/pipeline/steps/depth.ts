@@ -2,8 +2,9 @@
 // pattern names (`all`: every block output), the natural spread σ of each neuron over the reference photos and, per
 // attack, the same test as the neuron analysis (analysis/fragility-effect.ts: each neuron's effect against the
 // attack's control, sign-flip p, BH across the layer) — summarized per layer as the share of fragile neurons and the
-// layer's mean effect with a bootstrap interval over the attacked images. σ is the `activations` step's, taken in its
-// pass over the reference set through the same layers (depth-layers.ts); here only the attacked images run.
+// layer's mean effect with a bootstrap interval over the attacked images. The layers and σ are the `activations`
+// step's, taken in its pass over the reference set (depth-layers.ts says which layers); here only the attacked
+// images run.
 import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../analysis/fragility-effect.ts';
 import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
@@ -12,9 +13,9 @@ import { DEPTH_JSON, type Depth } from '../outputs/depth.ts';
 import { readJson, writeJson } from '../outputs/json-file.ts';
 import type { Step } from '../step.ts';
 import { ACTIVATIONS, DEPTH } from '../step-ids.ts';
-import { referenceSpreads, type AnalysisEnv } from './activations.ts';
+import { depthSpread, type AnalysisEnv } from './activations.ts';
 import { attackImages } from './attack-images.ts';
-import { alignmentParams, depthLayers } from './depth-layers.ts';
+import { alignmentParams } from './depth-layers.ts';
 
 const CI_LEVEL = 0.95;
 
@@ -33,13 +34,8 @@ export function depthStep(env: AnalysisEnv): Step[] {
     code: [import.meta.filename, CLASSIFIER_CODE],
     async compute(ctx) {
       const classifier = await env.classifier();
-      const { layers, aligned } = await depthLayers(classifier, spec, env.reference, env.alignTo, (message) => ctx.progress(0, 1, message));
-      const recorded = await referenceSpreads(ctx.dependency(ACTIVATIONS), DEPTH);
-      const spread = layers.map((l) => {
-        const sigma = recorded.get(l);
-        if (!sigma) throw new Error(`internal: step ${DEPTH}: ${ACTIVATIONS} took σ of ${[...recorded.keys()].join(', ') || 'no layer'}, not of '${l}'`);
-        return sigma;
-      });
+      // The layers (for a compared model, as aligned) and σ are the activations step's, so the two always agree.
+      const { layers, sigma: spread, aligned } = await depthSpread(ctx.dependency(ACTIVATIONS), DEPTH);
       const alignedOf = new Map(aligned?.flatMap((l) => (l.to === null ? [] : [[l.to, l] as const])));
       const info = layers.map((name) => classifier.model.layers.find((l) => l.name === name)!);
       const out: Depth['attacks'] = {};
