@@ -29,7 +29,7 @@
 // cost its last blocks, not the model.
 import { Graph } from '../onnx/graph.ts';
 import { findLayer, type Layer } from '../onnx/layers.ts';
-import { isCut, PATCH_ACTIVATION, PATCH_INJECTED, PATCH_LOGITS, PATCH_MASK, patchGraph, tailGraph } from '../onnx/patch-graph.ts';
+import { isCut, PATCH_INJECTED, PATCH_LOGITS, PATCH_MASK, patchGraph, tailGraph } from '../onnx/patch-graph.ts';
 import { PIXELS } from '../onnx/normalize.ts';
 import type { Classifier } from '../model/classifier.ts';
 import type { DifferentiableModel } from '../model/differentiable-model.ts';
@@ -96,10 +96,7 @@ export class PatchedLayer {
       if (!info) throw new Error(`internal: no probed type for tensor '${t}', which the network after ${found.name} reads`);
       return { elemType: info.elemType, ...(info.dims.length >= 2 && info.dims[0] === PROBE_BATCH ? { dims: ['N' as const, ...info.dims.slice(1)] } : {}) };
     });
-    // The layer is among the tensors the tail reads (the Where reads it): its own output stands for PATCH_ACTIVATION.
-    graph.outputs = graph.outputs.filter((o) => o.name !== PATCH_ACTIVATION);
     for (const t of frontier) graph.addOutput(t);
-    graph.prune();
     const whole = await createSession(graph.encode(), model.session);
     try {
       return new PatchedLayer(model, found, { whole, tail: await createSession(tail.encode(), model.session), frontier }, cut);

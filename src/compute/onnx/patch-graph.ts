@@ -11,12 +11,10 @@
 // the downstream kernels alone, not up to a rounding of the blend.
 import { GraphBuilder } from './builder.ts';
 import type { Graph } from './graph.ts';
-import { DType, type NodeProto, type ValueInfoProto } from './proto.ts';
+import { DType, type ValueInfoProto } from './proto.ts';
 
 export const PATCH_MASK = 'patch_mask';
 export const PATCH_INJECTED = 'patch_injected';
-/** the layer's own (unpatched) activation, returned so a capture run needs no other session */
-export const PATCH_ACTIVATION = 'patch_activation';
 export const PATCH_LOGITS = 'patch_logits';
 
 export interface PatchGraphSpec {
@@ -32,15 +30,15 @@ export interface PatchGraphSpec {
 /**
  * Rewrite `graph` (whose input is the model's pixels) so that `tensor` is patched per channel. Inputs added:
  * PATCH_MASK [N,C,1,1] (1 = take the injected channel) and PATCH_INJECTED [N,C,H,W]; outputs: PATCH_LOGITS [N,K]
- * computed from the patched tensor and PATCH_ACTIVATION, the unpatched tensor. Nodes the outputs do not need are
- * pruned.
+ * computed from the patched tensor, and `tensor` itself, unpatched (so a capture run needs no other session). Nodes
+ * the outputs do not need are pruned.
  */
 export function patchGraph(graph: Graph, spec: PatchGraphSpec): void {
   const { tensor, logits, dims, floatType } = spec;
   if (dims.length !== 4 && dims.length !== 2) throw new Error(`cannot patch tensor '${tensor}' of shape [${dims.join(',')}]: patching needs channels, [N,C,H,W] or [N,C]`);
   const producers = graph.producers();
   if (!producers.has(tensor)) throw new Error(`cannot patch tensor '${tensor}': no node of the graph computes it`);
-  for (const name of [PATCH_MASK, PATCH_INJECTED, PATCH_ACTIVATION, PATCH_LOGITS]) graph.reserve(name);
+  for (const name of [PATCH_MASK, PATCH_INJECTED, PATCH_LOGITS]) graph.reserve(name);
   const batch = { dimParam: 'N' };
   const channels = dims[1];
   const maskDims = dims.length === 4 ? [channels, 1, 1] : [channels];
@@ -61,11 +59,23 @@ export function patchGraph(graph: Graph, spec: PatchGraphSpec): void {
   // Patching the logits themselves is legal (a trivial check of the machinery): their reader is then the output.
   const source = logits === tensor ? patched : logits;
   graph.nodes.push({ name: graph.fresh('patch/logits'), opType: 'Identity', input: [source], output: [PATCH_LOGITS] });
-  graph.nodes.push({ name: graph.fresh('patch/activation'), opType: 'Identity', input: [tensor], output: [PATCH_ACTIVATION] });
   graph.outputs = [];
   graph.addOutput(PATCH_LOGITS);
-  graph.addOutput(PATCH_ACTIVATION);
+  graph.addOutput(tensor);
   graph.prune();
+}
+
+/**
+ * Every tensor computed from `sources`, not through `blocked` (its value does not pass on). Nodes are in topological
+ * order, so one forward sweep finds them all.
+ */
+function downstream(graph: Graph, sources: Iterable<string>, blocked?: string): Set<string> {
+  const reached = new Set<string>(sources);
+  for (const node of graph.nodes) {
+    if (!(node.input ?? []).some((i) => i && reached.has(i))) continue;
+    for (const o of node.output ?? []) if (o && o !== blocked) reached.add(o);
+  }
+  return reached;
 }
 
 /**
@@ -75,13 +85,7 @@ export function patchGraph(graph: Graph, spec: PatchGraphSpec): void {
  */
 export function isCut(graph: Graph, input: string, tensor: string, output: string): boolean {
   if (output === tensor) return true;
-  const reached = new Set<string>([input]);
-  // Nodes are in topological order, so one forward sweep finds everything that depends on the input.
-  for (const node of graph.nodes) {
-    if (!(node.input ?? []).some((i) => i && reached.has(i))) continue;
-    for (const o of node.output ?? []) if (o && o !== tensor) reached.add(o);
-  }
-  return !reached.has(output);
+  return !downstream(graph, [input], tensor).has(output);
 }
 
 /** A frontier tensor (one the tail graph reads from before the patched layer): its element type, and its dims when it has a batch. */
@@ -98,13 +102,8 @@ export type FrontierType = (tensor: string) => { elemType: number; dims?: readon
 export function tailGraph(graph: Graph, input: string, typeOf: FrontierType): string[] {
   const where = graph.nodes.find((n) => n.opType === 'Where' && n.input?.[1] === PATCH_INJECTED);
   if (!where) throw new Error('internal: tailGraph needs a graph that patchGraph has patched');
-  const reach = (from: Iterable<string>, through: (n: NodeProto) => boolean) => {
-    const reached = new Set(from);
-    for (const n of graph.nodes) if (through(n) || (n.input ?? []).some((i) => i && reached.has(i))) for (const o of n.output ?? []) if (o) reached.add(o);
-    return reached;
-  };
-  const fromInput = reach([input], () => false);
-  const afterPatch = reach([], (n) => n === where);
+  const fromInput = downstream(graph, [input]);
+  const afterPatch = downstream(graph, (where.output ?? []).filter(Boolean));
   const kept = graph.nodes.filter((n) => (n.output ?? []).some((o) => afterPatch.has(o)) || !(n.input ?? []).some((i) => i && fromInput.has(i)));
   const produced = new Set(kept.flatMap((n) => n.output ?? []));
   const frontier: string[] = [];
