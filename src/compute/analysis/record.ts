@@ -56,11 +56,15 @@ export async function recordLayers(
   const per = classifier.inputDims.reduce((a, b) => a * b, 1);
   const out = new Map<string, LayerActivations>();
   const meansOut = new Map<string, LayerMeans>();
+  if (layers.length === 0 && means.length === 0) return { stats: out, means: meansOut };
   for await (const { start, items: pixels } of loadAhead(count, batch, pixelsOf)) {
     const n = pixels.length;
     const x = new Float32Array(n * per);
     pixels.forEach((p, i) => x.set(p, i * per));
-    const r = await classifier.model.forward(x, layers, means);
+    // Means alone need no logits: that program stops at the deepest of their layers.
+    const r = layers.length
+      ? await classifier.model.forward(x, layers, means)
+      : { activations: new Map<string, { data: Float32Array; dims: number[] }>(), means: await classifier.model.spatialMeans(x, means) };
     for (const layer of means) {
       const { data, dims: [, c] } = r.means.get(layer)!;
       let rec = meansOut.get(layer);

@@ -6,6 +6,7 @@
 // step's, taken in its pass over the reference set (depth-layers.ts says which layers); here only the attacked
 // images run.
 import { layerFragilityEffect, MIN_IMAGES, standardizedChanges } from '../../analysis/fragility-effect.ts';
+import { recordLayers } from '../../analysis/record.ts';
 import { bootstrapMean } from '../../analysis/statistics/bootstrap.ts';
 import { CLASSIFIER_CODE, type Classifier } from '../../model/classifier.ts';
 import { RESULTS_JSON } from '../outputs/attack.ts';
@@ -91,17 +92,6 @@ export function depthStep(env: AnalysisEnv): Step[] {
 
 /** Spatial means [N,C] of the images in each layer, averaged in the graph: only [N,C] per layer leaves onnxruntime. */
 async function imageMeans(classifier: Classifier, images: readonly Float32Array[], layers: readonly string[], batch: number): Promise<Float32Array[]> {
-  const per = classifier.inputDims.reduce((a, b) => a * b, 1);
-  const out: Float32Array[] = [];
-  for (let start = 0; start < images.length; start += batch) {
-    const part = images.slice(start, start + batch);
-    const x = new Float32Array(part.length * per);
-    part.forEach((im, i) => x.set(im, i * per));
-    const means = await classifier.model.spatialMeans(x, layers);
-    layers.forEach((layer, li) => {
-      const { data, dims: [, channels] } = means.get(layer)!;
-      (out[li] ??= new Float32Array(images.length * channels)).set(data, start * channels);
-    });
-  }
-  return layers.map((_, li) => out[li] ?? new Float32Array(0));
+  const { means } = await recordLayers(classifier, images.length, async (i) => images[i], { layers: [], means: layers }, batch);
+  return layers.map((layer) => means.get(layer)?.values ?? new Float32Array(0));
 }
