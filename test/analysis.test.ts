@@ -12,6 +12,8 @@ import { largest, quantile } from '../src/compute/numbers.ts';
 import { cellBox, receptiveFields } from '../src/compute/analysis/receptive-field.ts';
 import { recordActivations, recordLayers } from '../src/compute/analysis/record.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
+import { Graph } from '../src/compute/onnx/graph.ts';
+import { buildProgramGraph, type ProgramResult } from '../src/compute/runtime/program.ts';
 import type { Classifier } from '../src/compute/model/classifier.ts';
 import { createRng } from '../src/compute/random.ts';
 import { hierarchyFor } from '../scripts/imagenet-hierarchy-lib.ts';
@@ -193,6 +195,23 @@ describe('spatial coordinates on a planted square', () => {
     const deeper = means.get('deeper')!;
     expect(deeper.dims).toEqual([2, 1]);
     for (let i = 0; i < 2; i++) expect(deeper.data[i]).toBeCloseTo(rec.get('deeper')!.mean[i], 5);
+  });
+
+  it('records activations without the classifier head: the program stops at the deepest layer asked for, with the maps forward() gives', async () => {
+    const model = await DifferentiableModel.fromBytes(bytes, { name: 'x', dims: [1, 16, 16] });
+    const { bytes: program } = buildProgramGraph(model.prepared, { activations: ['detect'], means: ['pool'], logits: false });
+    const ops = Graph.decode(program).nodes.map((n) => n.opType);
+    // 'deeper' and the Flatten after it lie past the deepest layer asked for ('pool'): they are not in the program.
+    expect(ops).toContain('MaxPool');
+    expect(ops.filter((op) => op === 'Conv')).toHaveLength(1);
+    expect(ops).not.toContain('Flatten');
+    const r = await model.activations(image, ['detect'], ['pool']);
+    expect((r as ProgramResult).logits).toBeUndefined();
+    const full = await model.forward(image, ['detect'], ['pool']);
+    expect(full.logits).toHaveLength(64); // 'deeper' flattened: 8×8
+    expect(Array.from(r.activations.get('detect')!.data)).toEqual(Array.from(full.activations.get('detect')!.data));
+    expect(Array.from(r.means.get('pool')!.data)).toEqual(Array.from(full.means.get('pool')!.data));
+    expect(r.activations.get('detect')!.data.reduce((a, b) => Math.max(a, b), 0)).toBe(9); // the box filter inside the square
   });
 
   it('records a layer\'s means alone in the same pass: recordLayers\' means equal the full maps\' means, row for row across batches', async () => {

@@ -9,6 +9,7 @@ import type { ImageParam } from '../src/compute/featurevis/param/param.ts';
 import { pixelImage } from '../src/compute/featurevis/param/pixel-image.ts';
 import { applySamplings, composeSamplings, jitter, pad, randomRotate, randomScale, resize, samplingFeeds, stageGroups, standardTransforms } from '../src/compute/featurevis/transform.ts';
 import { Adam } from '../src/compute/featurevis/adam.ts';
+import { highFrequencyFraction } from '../src/compute/featurevis/spectrum.ts';
 import { deviceRenderNeurons, stepFeeds } from '../src/compute/featurevis/device-render.ts';
 import { drawSamplings, imageParam, renderNeurons, samplingStages, targetObjective } from '../src/compute/featurevis/render.ts';
 import { NEXT_M, NEXT_PARAMS, paramDims, renderStep } from '../src/compute/featurevis/render-graph.ts';
@@ -94,6 +95,44 @@ describe('Fourier image parameterization', () => {
     }
     const pixels = toValidRgb(pixelImage({ batch: 1, channels: 3, h: 4, w: 4, rng: createRng(9), sd: 1 }), false);
     checkAdjoint((p) => pixels.image(p), (g) => pixels.backward(g), pixels.params);
+  });
+});
+
+describe('high-frequency measure', () => {
+  // A cosine of f cycles per pixel put in all three channels has luma equal to it (the BT.601 weights sum to 1), and
+  // all its energy at radius f; cosines of different frequencies are orthogonal, so their energies add as amplitude².
+  const cosines = (h: number, w: number, waves: { fy: number; fx: number; amplitude: number }[]) => {
+    const img = new Float32Array(3 * h * w);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const v = 0.5 + waves.reduce((a, { fy, fx, amplitude }) => a + amplitude * Math.cos(2 * Math.PI * (fy * y + fx * x)), 0);
+        for (let c = 0; c < 3; c++) img[c * h * w + y * w + x] = v;
+      }
+    }
+    return img;
+  };
+
+  it('puts a cosine below a quarter cycle per pixel at 0, one above at 1, and a mixture at its share of amplitude²', () => {
+    expect(highFrequencyFraction(cosines(128, 128, [{ fy: 0, fx: 4 / 128, amplitude: 0.2 }]), 128, 128)).toBeLessThan(1e-12);
+    expect(highFrequencyFraction(cosines(128, 128, [{ fy: 40 / 128, fx: 0, amplitude: 0.1 }]), 128, 128)).toBeCloseTo(1, 12);
+    // radius √(20² + 20²)/128 = 0.221: low, though each axis alone is low too; √(24² + 24²)/128 = 0.265: high
+    expect(highFrequencyFraction(cosines(128, 128, [{ fy: 20 / 128, fx: 20 / 128, amplitude: 0.1 }]), 128, 128)).toBeLessThan(1e-12);
+    expect(highFrequencyFraction(cosines(128, 128, [{ fy: 24 / 128, fx: 24 / 128, amplitude: 0.1 }]), 128, 128)).toBeCloseTo(1, 12);
+    const mixed = cosines(128, 128, [{ fy: 0, fx: 3 / 128, amplitude: 0.1 }, { fy: 48 / 128, fx: 8 / 128, amplitude: 0.2 }]);
+    expect(highFrequencyFraction(mixed, 128, 128)).toBeCloseTo(0.2 ** 2 / (0.1 ** 2 + 0.2 ** 2), 8) // float32 pixels;
+    expect(highFrequencyFraction(new Float32Array(3 * 16 * 16).fill(0.3), 16, 16)).toBe(0); // no energy besides DC
+  });
+
+  it('measures sizes that are not powers of two, and gives each size its own answer when sizes alternate', () => {
+    // 12×10 runs the direct DFT: 4 of 10 cycles across is 0.4 cycles per pixel, 1 of 12 down is 0.083.
+    const high = cosines(12, 10, [{ fy: 0, fx: 4 / 10, amplitude: 0.2 }]);
+    const low = cosines(12, 10, [{ fy: 1 / 12, fx: 0, amplitude: 0.2 }]);
+    const big = cosines(128, 128, [{ fy: 0, fx: 3 / 128, amplitude: 0.1 }, { fy: 48 / 128, fx: 8 / 128, amplitude: 0.2 }]);
+    const first = [highFrequencyFraction(high, 12, 10), highFrequencyFraction(big, 128, 128), highFrequencyFraction(low, 12, 10)];
+    expect(first[0]).toBeCloseTo(1, 10);
+    expect(first[1]).toBeCloseTo(0.8, 8);
+    expect(first[2]).toBeLessThan(1e-12);
+    expect([highFrequencyFraction(high, 12, 10), highFrequencyFraction(big, 128, 128), highFrequencyFraction(low, 12, 10)]).toEqual(first);
   });
 });
 

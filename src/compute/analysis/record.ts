@@ -61,9 +61,9 @@ export async function recordLayers(
     const n = pixels.length;
     const x = new Float32Array(n * per);
     pixels.forEach((p, i) => x.set(p, i * per));
-    // Means alone need no logits: that program stops at the deepest of their layers.
+    // No logits: the program stops at the deepest layer asked for.
     const r = layers.length
-      ? await classifier.model.forward(x, layers, means)
+      ? await classifier.model.activations(x, layers, means)
       : { activations: new Map<string, { data: Float32Array; dims: number[] }>(), means: await classifier.model.spatialMeans(x, means) };
     for (const layer of means) {
       const { data, dims: [, c] } = r.means.get(layer)!;

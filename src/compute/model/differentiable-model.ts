@@ -100,6 +100,14 @@ export class DifferentiableModel {
     return (await this.program({ activations: [...activations], ...(means.length ? { means: [...means] } : {}) })).run(pixels);
   }
 
+  /**
+   * The layers' maps and spatial means without the logits: the program stops at the deepest requested layer, so a
+   * pass over the reference set never runs the classifier's head.
+   */
+  async activations(pixels: FloatArray, activations: readonly string[], means: readonly string[] = []): Promise<Pick<ProgramResult, 'activations' | 'means'>> {
+    return (await this.program({ activations: [...activations], ...(means.length ? { means: [...means] } : {}), logits: false })).run(pixels);
+  }
+
   /** Per-channel spatial means [N,C] of the layers for pixels [N,C,H,W] in [0,1], averaged in the graph. */
   async spatialMeans(pixels: FloatArray, layers: readonly string[]): Promise<Map<string, { data: FloatArray; dims: [number, number] }>> {
     return (await (await this.program({ means: [...layers], logits: false })).run(pixels)).means;

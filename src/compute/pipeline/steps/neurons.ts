@@ -120,7 +120,7 @@ async function fragileHeatmaps(o: {
   const maps = async (pixels: Float32Array[]) => {
     const x = new Float32Array(pixels.length * per);
     pixels.forEach((p, i) => x.set(p, i * per));
-    return (await o.classifier.model.forward(x, [o.layer])).activations.get(o.layer)!;
+    return (await o.classifier.model.activations(x, [o.layer])).activations.get(o.layer)!;
   };
   const clean = await maps(o.cleanPixels);
   const adv = await maps(o.advPixels);
