@@ -73,10 +73,10 @@ export function stepFeeds(floatType: number, state: { params: ort.Tensor; m: ort
     const f = samplingFeeds(s);
     const names = stageInputs(k);
     feeds[names.taps] = new ort.Tensor('int32', f.taps, [f.outArea, 4]);
-    feeds[names.weights] = floatTensor(floatType, f.weights, [f.outArea, 4]);
-    feeds[names.constant] = floatTensor(floatType, f.constant, [f.outArea]);
+    feeds[names.weights] = floatTensor(floatType, f.weights, [f.outArea, 4, 1, 1]);
+    feeds[names.constant] = floatTensor(floatType, f.constant, [f.outArea, 1, 1]);
     feeds[names.backTaps] = new ort.Tensor('int32', f.backTaps, [f.inArea, f.fanIn]);
-    feeds[names.backMask] = floatTensor(floatType, f.backMask, [f.inArea, f.fanIn]);
+    feeds[names.backMask] = floatTensor(floatType, f.backMask, [f.inArea, f.fanIn, 1, 1]);
   });
   return feeds;
 }

@@ -73,10 +73,10 @@ export function prependImage(graph: Graph, floatType: number, spec: RenderGraphS
     for (const name of Object.values(names)) graph.reserve(name);
     graph.inputs.push(
       { name: names.taps, type: tensorType(DType.INT32, [`out${k}`, 4]) },
-      { name: names.weights, type: tensorType(floatType, [`out${k}`, 4]) },
-      { name: names.constant, type: tensorType(floatType, [`out${k}`]) },
+      { name: names.weights, type: tensorType(floatType, [`out${k}`, 4, 1, 1]) },
+      { name: names.constant, type: tensorType(floatType, [`out${k}`, 1, 1]) },
       { name: names.backTaps, type: tensorType(DType.INT32, [`in${k}`, `fan${k}`]) },
-      { name: names.backMask, type: tensorType(floatType, [`in${k}`, `fan${k}`]) },
+      { name: names.backMask, type: tensorType(floatType, [`in${k}`, `fan${k}`, 1, 1]) },
     );
   }
   const first = graph.nodes.length;
@@ -85,10 +85,13 @@ export function prependImage(graph: Graph, floatType: number, spec: RenderGraphS
   const raw = spec.param === 'fft' ? fftImageGraph(g, PARAMS, { channels: 3, h: size, w: size }) : PARAMS;
   const planes = [-1, 3, size * size];
   const adjoints = new Map<string, VjpRule>();
-  let x = toValidRgbGraph(g, g.op('Reshape', [raw, g.b.int64Const('shape', planes)], planes), planes, spec.decorrelate);
+  const rgb = toValidRgbGraph(g, g.op('Reshape', [raw, g.b.int64Const('shape', planes)], planes), planes, spec.decorrelate);
+  // The sampling stages work pixel-major, [area,B,C] (transform.ts, samplingGraph); the model reads [B,C,H,W].
+  let x = g.opExact('Transpose', [rgb], [size * size, batch, 3], { perm: [2, 0, 1] });
   for (let k = 0; k < spec.stages; k++) x = samplingGraph(g, x, k, 3, adjoints);
+  const planar = g.op('Transpose', [x], [-1, 3, inH * inW], { perm: [1, 2, 0] });
   // The last stage writes the model's input, under the name the model's first node reads.
-  graph.nodes.push({ name: graph.fresh('featurevis/pixels'), opType: 'Reshape', input: [x, g.b.int64Const('shape', [-1, 3, inH, inW])], output: [PIXELS] });
+  graph.nodes.push({ name: graph.fresh('featurevis/pixels'), opType: 'Reshape', input: [planar, g.b.int64Const('shape', [-1, 3, inH, inW])], output: [PIXELS] });
   graph.nodes = [...graph.nodes.slice(first), ...graph.nodes.slice(0, first)];
   return { dims: g.dims, adjoints };
 }

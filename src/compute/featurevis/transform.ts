@@ -373,25 +373,28 @@ export const stageInputs = (k: number) => ({
 });
 
 /**
- * One sampling stage as ONNX nodes, x: [B,C,inArea] → [B,C,outArea]; the Gather's adjoint (which the autodiff has
- * no general rule for) is registered in `adjoints` as a gather through the transposed taps.
+ * One sampling stage as ONNX nodes, x: [inArea,B,C] → [outArea,B,C]; the Gather's adjoint (which the autodiff has
+ * no general rule for) is registered in `adjoints` as a gather through the transposed taps. Pixels lead so that a tap
+ * gathers one contiguous block of B·C values: onnxruntime's CPU Gather copies one block per index, and gathering
+ * single numbers out of [B,C,area] was 5× slower (BENCHMARKS.md). The feeds keep their sizes; weights, constant and
+ * backMask are fed with trailing unit axes ([outArea,4,1,1], [outArea,1,1], [inArea,K,1,1]) so they broadcast.
  */
 export function samplingGraph(g: ShapedBuilder, x: string, k: number, channels: number, adjoints: Map<string, VjpRule>): string {
   const names = stageInputs(k);
-  const { b } = g;
-  const taps = g.op('Gather', [x, names.taps], [-1, channels, -1, 4], { axis: 2 });
+  const { b, batch } = g;
+  const taps = g.opExact('Gather', [x, names.taps], [-1, 4, batch, channels], { axis: 0 });
   const gather = b.emitted.at(-1)!;
   adjoints.set(gather.name!, (_node, dOut, _needs, ctx) => {
     const b = ctx.b;
-    const flat = b.op('Reshape', [dOut[0]!, b.int64Const('shape', [0, 0, -1])]);
-    const back = b.op('Mul', [b.op('Gather', [flat, names.backTaps], { axis: 2 }), names.backMask]);
-    return [b.reduceSum(back, [3], 0), undefined];
+    const flat = b.op('Reshape', [dOut[0]!, b.int64Const('shape', [-1, batch, channels])]); // [outArea·4,B,C]
+    const back = b.op('Mul', [b.op('Gather', [flat, names.backTaps], { axis: 0 }), names.backMask]); // [inArea,K,B,C]
+    return [b.reduceSum(back, [1], 0), undefined];
   });
-  const weighted = g.op('Mul', [taps, names.weights], [-1, channels, -1, 4]);
-  const summed = g.op('ReduceSum', [weighted, b.int64Const('axes', [3])], [-1, channels, -1], { keepdims: 0 });
-  // The sum's adjoint hands back g as [B,C,out,1] instead of expanding it to [B,C,out,4] (what the general ReduceSum
-  // rule does): the Mul's adjoint multiplies it by the [out,4] weights, which broadcasts it to the same products
+  const weighted = g.opExact('Mul', [taps, names.weights], [-1, 4, batch, channels]);
+  const summed = g.opExact('ReduceSum', [weighted, b.int64Const('axes', [1])], [-1, batch, channels], { keepdims: 0 });
+  // The sum's adjoint hands back g as [out,1,B,C] instead of expanding it to [out,4,B,C] (what the general ReduceSum
+  // rule does): the Mul's adjoint multiplies it by the [out,4,1,1] weights, which broadcasts it to the same products
   // without writing and reading the expanded copy (14 % of a MobileNetV2 render step, BENCHMARKS.md).
-  adjoints.set(b.emitted.at(-1)!.name!, (_node, dOut, _needs, ctx) => [ctx.b.op('Unsqueeze', [dOut[0]!, ctx.b.int64Const('axes', [3])]), undefined]);
-  return g.op('Add', [summed, names.constant], [-1, channels, -1]);
+  adjoints.set(b.emitted.at(-1)!.name!, (_node, dOut, _needs, ctx) => [ctx.b.op('Unsqueeze', [dOut[0]!, ctx.b.int64Const('axes', [1])]), undefined]);
+  return g.opExact('Add', [summed, names.constant], [-1, batch, channels]);
 }

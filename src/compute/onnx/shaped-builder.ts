@@ -21,6 +21,13 @@ export class ShapedBuilder {
     return out;
   }
 
+  /** op() for a tensor whose batch is not its first axis: `dims` are taken as given (−1: a size that changes). */
+  opExact(opType: string, inputs: readonly string[], dims: readonly number[], attrs: Record<string, AttrInput | undefined> = {}): string {
+    const out = this.b.op(opType, inputs, attrs);
+    this.dims.set(out, [...dims]);
+    return out;
+  }
+
   declare(tensor: string, dims: readonly number[]): void {
     this.dims.set(tensor, dims.map((d, k) => (k === 0 && d === -1 ? this.batch : d)));
   }
