@@ -2,7 +2,7 @@
 // the WordNet groups, and spatial coordinates (argmax, receptive field, heatmap centre of mass) on a network whose
 // channel fires exactly on a planted square.
 import { readFile } from 'node:fs/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isUnder } from '../src/compute/analysis/class-groups.ts';
 import { layerFragility } from '../src/compute/analysis/fragility.ts';
 import { mapShift, upsample } from '../src/compute/analysis/heatmap.ts';
@@ -219,7 +219,10 @@ describe('spatial coordinates on a planted square', () => {
     const classifier = { model, inputDims: [1, 16, 16] } as unknown as Classifier;
     // Image i is the square scaled by i + 1: 16 ones × 9 (the box filter keeps mass) × (i + 1) over 256 cells.
     const scaled = async (i: number) => image.map((v) => (i + 1) * v);
+    // Recording reads no logits, so it must not run the program that computes them.
+    const withLogits = vi.spyOn(model, 'forward');
     const rec = await recordLayers(classifier, 5, scaled, { layers: ['detect'], means: ['detect', 'deeper'] }, 2);
+    expect(withLogits).not.toHaveBeenCalled();
     expect([...rec.stats.keys()]).toEqual(['detect']);
     const detect = rec.means.get('detect')!;
     expect(detect.channels).toBe(1);

@@ -115,11 +115,11 @@ describe('high-frequency measure', () => {
   it('puts a cosine below a quarter cycle per pixel at 0, one above at 1, and a mixture at its share of amplitude²', () => {
     expect(highFrequencyFraction(cosines(128, 128, [{ fy: 0, fx: 4 / 128, amplitude: 0.2 }]), 128, 128)).toBeLessThan(1e-12);
     expect(highFrequencyFraction(cosines(128, 128, [{ fy: 40 / 128, fx: 0, amplitude: 0.1 }]), 128, 128)).toBeCloseTo(1, 12);
-    // radius √(20² + 20²)/128 = 0.221: low, though each axis alone is low too; √(24² + 24²)/128 = 0.265: high
+    // radius √(20² + 20²)/128 = 0.221: low; √(24² + 24²)/128 = 0.265: high, though each axis alone (0.1875) is low
     expect(highFrequencyFraction(cosines(128, 128, [{ fy: 20 / 128, fx: 20 / 128, amplitude: 0.1 }]), 128, 128)).toBeLessThan(1e-12);
     expect(highFrequencyFraction(cosines(128, 128, [{ fy: 24 / 128, fx: 24 / 128, amplitude: 0.1 }]), 128, 128)).toBeCloseTo(1, 12);
     const mixed = cosines(128, 128, [{ fy: 0, fx: 3 / 128, amplitude: 0.1 }, { fy: 48 / 128, fx: 8 / 128, amplitude: 0.2 }]);
-    expect(highFrequencyFraction(mixed, 128, 128)).toBeCloseTo(0.2 ** 2 / (0.1 ** 2 + 0.2 ** 2), 8) // float32 pixels;
+    expect(highFrequencyFraction(mixed, 128, 128)).toBeCloseTo(0.2 ** 2 / (0.1 ** 2 + 0.2 ** 2), 8); // float32 pixels
     expect(highFrequencyFraction(new Float32Array(3 * 16 * 16).fill(0.3), 16, 16)).toBe(0); // no energy besides DC
   });
 

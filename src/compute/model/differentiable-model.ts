@@ -102,7 +102,8 @@ export class DifferentiableModel {
 
   /**
    * The layers' maps and spatial means without the logits: the program stops at the deepest requested layer, so a
-   * pass over the reference set never runs the classifier's head.
+   * pass over the reference set never runs the classifier's head. Another graph than forward()'s, so onnxruntime may
+   * fuse it differently: the int8 model's values can differ from forward()'s at float rounding (BENCHMARKS.md).
    */
   async activations(pixels: FloatArray, activations: readonly string[], means: readonly string[] = []): Promise<Pick<ProgramResult, 'activations' | 'means'>> {
     return (await this.program({ activations: [...activations], ...(means.length ? { means: [...means] } : {}), logits: false })).run(pixels);

@@ -1,7 +1,8 @@
 // A GraphBuilder that also records the static shape of every tensor it emits. The autodiff reads shapes (ranks,
 // broadcast axes) from the probe, which only saw the model; nodes added in front of the model — the feature
-// visualization's image parameterization — carry their own. A leading −1 stands for the batch, another −1 for a size
-// that changes from run to run (the area of a randomly scaled image).
+// visualization's image parameterization — carry their own. In op() and declare() a leading −1 stands for the batch,
+// another −1 for a size that changes from run to run (the area of a randomly scaled image); opExact() takes dims as
+// given, for tensors whose batch is not the first axis (the sampling stages' [area,B,C]).
 import type { GraphBuilder } from './builder.ts';
 import type { AttrInput } from './proto.ts';
 
