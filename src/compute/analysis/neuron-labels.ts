@@ -137,12 +137,11 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
     return m;
   };
 
-  /** Best lower bound over the synsets for channel c, the photos' classes given by `photoOf` (identity or a shuffle). */
-  const best = (c: number, photoOf: Int32Array | null): { g: number; score: number } => {
+  /** Best lower bound over the synsets for channel c, photo i counted in class `classOfPhoto[i]` (its own or a shuffle's). */
+  const best = (c: number, classOfPhoto: Int32Array): { g: number; score: number } => {
     classSums.fill(0);
     const base = c * n;
-    if (photoOf) for (let i = 0; i < n; i++) classSums[classOf[photoOf[i]]] += byChannel[base + i];
-    else for (let i = 0; i < n; i++) classSums[classOf[i]] += byChannel[base + i];
+    for (let i = 0; i < n; i++) classSums[classOfPhoto[i]] += byChannel[base + i];
     sums.fill(0);
     for (let u = 0; u < synsetsOf.length; u++) {
       const r = classSums[u];
@@ -162,11 +161,13 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
     return { g, score };
   };
 
-  const observed = Array.from({ length: channels }, (_, c) => best(c, null));
+  const observed = Array.from({ length: channels }, (_, c) => best(c, classOf));
   const exceed = new Int32Array(channels);
   const drawn = new Int32Array(channels);
   const open = new Set([...Array(channels).keys()].filter((c) => observed[c].g >= 0));
   const perm = Int32Array.from({ length: n }, (_, i) => i);
+  // The shuffle's class of each photo, looked up once per shuffle rather than once per channel.
+  const shuffled = new Int32Array(n);
   // Photo positions of each stratum; a shuffle permutes the photos of a stratum among themselves.
   const groups = new Map<number, number[]>();
   for (let i = 0; i < n; i++) {
@@ -183,9 +184,10 @@ export function labelNeurons(opts: NeuronLabelsOptions): NeuronLabels {
         perm[j] = t;
       }
     }
+    for (let i = 0; i < n; i++) shuffled[i] = classOf[perm[i]];
     for (const c of open) {
       drawn[c]++;
-      if (best(c, perm).score >= observed[c].score) exceed[c]++;
+      if (best(c, shuffled).score >= observed[c].score) exceed[c]++;
       if (exceed[c] >= EXCEEDANCES) open.delete(c);
     }
   }
