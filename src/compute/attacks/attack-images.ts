@@ -103,7 +103,8 @@ export async function attackImages(
     const n = chunk.length;
     const x = new Float32Array(n * per);
     chunk.forEach((input, i) => x.set(input.pixels, i * per));
-    const clean = await model.evaluate(x, crossEntropy(), chunk.map((input, i) => input.label ?? 0));
+    const evaluated = Int32Array.from(chunk, (input) => input.label ?? 0);
+    const clean = await model.evaluate(x, crossEntropy(), evaluated);
     const cleanTop1 = chunk.map((_, i) => argmax(clean.logits, i, k));
     const labels = Int32Array.from(chunk, (input, i) => input.label ?? cleanTop1[i]);
     const lossLabels = opts.target === undefined ? labels : new Int32Array(n).fill(opts.target);
@@ -127,7 +128,9 @@ export async function attackImages(
     const after = await model.evaluate(saved, crossEntropy(), lossLabels);
     const linf = linfPerImage(saved, x, n);
     const l2 = l2PerImage(saved, x, n);
-    const cleanLoss = opts.target === undefined
+    // The loss before is the one the attack climbed: of the target, or of the label (a photo without one climbs its clean
+    // top-1, which the first evaluation could not know).
+    const cleanLoss = lossLabels.every((l, i) => l === evaluated[i])
       ? clean.objective
       : (await model.evaluate(x, crossEntropy(), lossLabels)).objective;
     chunk.forEach((input, i) => {
