@@ -62,9 +62,7 @@ export async function recordLayers(
     const x = new Float32Array(n * per);
     pixels.forEach((p, i) => x.set(p, i * per));
     // No logits: the program stops at the deepest layer asked for.
-    const r = layers.length
-      ? await classifier.model.activations(x, layers, means)
-      : { activations: new Map<string, { data: Float32Array; dims: number[] }>(), means: await classifier.model.spatialMeans(x, means) };
+    const r = await classifier.model.activations(x, layers, means);
     for (const layer of means) {
       const { data, dims: [, c] } = r.means.get(layer)!;
       let rec = meansOut.get(layer);

@@ -106,12 +106,13 @@ export class DifferentiableModel {
    * fuse it differently: the int8 model's values can differ from forward()'s at float rounding (BENCHMARKS.md).
    */
   async activations(pixels: FloatArray, activations: readonly string[], means: readonly string[] = []): Promise<Pick<ProgramResult, 'activations' | 'means'>> {
-    return (await this.program({ activations: [...activations], ...(means.length ? { means: [...means] } : {}), logits: false })).run(pixels);
+    // Only what is asked for is in the spec, so means alone share spatialMeans' program.
+    return (await this.program({ ...(activations.length ? { activations: [...activations] } : {}), ...(means.length ? { means: [...means] } : {}), logits: false })).run(pixels);
   }
 
   /** Per-channel spatial means [N,C] of the layers for pixels [N,C,H,W] in [0,1], averaged in the graph. */
   async spatialMeans(pixels: FloatArray, layers: readonly string[]): Promise<Map<string, { data: FloatArray; dims: [number, number] }>> {
-    return (await (await this.program({ means: [...layers], logits: false })).run(pixels)).means;
+    return (await this.activations(pixels, [], layers)).means;
   }
 
   /** d(Σ_batch objective)/d(pixels) [N,C,H,W], with the objective per image and the logits. */
