@@ -40,14 +40,14 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
     async plan(size, ctx) {
       // The depth layers are found here, once, and handed to every shard: a compared model's are found by their
       // activations, and two machines must not disagree about a close call.
-      const depth = spec.depth ? (await depthLayers(await env.classifier(), spec, env.reference, env.alignTo, (message) => ctx.progress(0, 1, message)).catch((err: unknown) => {
+      const { layers: depth, aligned } = spec.depth ? await depthLayers(await env.classifier(), spec, env.reference, env.alignTo, (message) => ctx.progress(0, 1, message)).catch((err: unknown) => {
         throw new Error(`spec depth: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      })).layers : [];
+      }) : { layers: [], aligned: null };
       const per = Number.isFinite(size) ? Math.max(1, Math.ceil(size / a.batch)) * a.batch : env.reference.length;
       const out: { shard: ActivationsShard; units: number }[] = [];
       for (let first = 0; first < env.reference.length; first += per) {
         const names = env.reference.slice(first, first + per).map((im) => im.name);
-        out.push({ shard: { first, names, depth }, units: names.length });
+        out.push({ shard: { first, names, depth, aligned }, units: names.length });
       }
       return out;
     },
@@ -96,10 +96,7 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
         const { std } = channelSpread(rows(`${file}${SHARD_MEANS}`, channels, new Float32Array(n * channels)), channels);
         files.set(`${file}.sigma.npy`, encodeNpy(std, [channels]));
       }
-      // The plan's alignment (this process made it: the depth layers came from it).
-      const aligned = spec.depth && env.alignTo ? (await depthLayers(await env.classifier(), spec, env.reference, env.alignTo)).aligned : null;
-      if (aligned && aligned.flatMap((l) => (l.to === null ? [] : [l.to])).join('\n') !== shards[0].depth.join('\n')) throw new Error(`internal: ${ACTIVATIONS} merged other depth layers than it planned`);
-      const depth: Activations['depth'] = spec.depth ? { layers: spread, aligned } : null;
+      const depth: Activations['depth'] = spec.depth ? { layers: spread, aligned: shards[0].aligned } : null;
       files.set(ACTIVATIONS_JSON.file, writeJson(ACTIVATIONS_JSON, ACTIVATIONS, { layers, depth, images: env.reference.map((im) => ({ name: im.name, label: im.label })) }));
       return files;
     },
@@ -115,13 +112,14 @@ export async function activationsStep(env: AnalysisEnv): Promise<Step> {
 }
 
 /**
- * An activations shard: the reference images from index `first`, named to check a worker has the same ones, and the
- * depth layers whose spatial means it records.
+ * An activations shard: the reference images from index `first`, named to check a worker has the same ones, the
+ * depth layers whose spatial means it records, and the plan's alignment they came from (for the merge to write).
  */
 interface ActivationsShard {
   first: number;
   names: string[];
   depth: string[];
+  aligned: DepthSpread['aligned'];
 }
 
 /** The shard's layer shapes (its other files are the layers' [n,C] arrays). */

@@ -2,7 +2,7 @@
 // model's matches found in it (analysis/layer-alignment.ts), so both models' depth curves share one x axis. The
 // `activations` step asks when it is planned, hands the layers to its shards, which take their means in the pass over
 // the reference set, and writes them with σ and the alignment into activations.json, which the `depth` step reads.
-// The alignment runs probe photos through both models; it is kept for the process (the merge asks again).
+// The alignment runs probe photos through both models; it is kept for the process.
 import { alignLayers, type AlignedLayer } from '../../analysis/layer-alignment.ts';
 import { loadImage } from '../../io/image.ts';
 import type { Classifier } from '../../model/classifier.ts';
