@@ -1,28 +1,60 @@
-import { attrInt } from '../../onnx/proto.ts';
+import { attrInt, DType, float } from '../../onnx/proto.ts';
 import { describe, single, type VjpRule } from './rule.ts';
 
-/** g ⊙ mask. Mul by a Cast mask measured faster on onnxruntime's CPU kernels than Where or Sign. */
-function masked(ctx: Parameters<VjpRule>[3], g: string, mask: string): string {
-  return ctx.b.op('Mul', [g, ctx.b.op('Cast', [mask], { to: ctx.b.floatType })]);
+type Ctx = Parameters<VjpRule>[3];
+type Side = 'above' | 'below';
+/** A bound as a number, or as the name of a tensor that may or may not be a constant. */
+type Bound = number | string;
+
+/**
+ * A float32 step at a constant bound c as one HardSigmoid, clamp(α·y + β, 0, 1) with α = ±2^k and β = ∓2^k·c: 1 where
+ * y is past c by at least 2^−k, 0 at c or before it. It replaces a compare and a Cast where a mask has one bound
+ * (ReLU): a ResNet-50 PGD step 4.6 % faster (in one process, in turns). With two bounds (ReLU6) two steps and their
+ * product measured the same as two compares, an And and one Cast, which stay.
+ * k = 126 − ⌈log2 max(1, |c|)⌉ keeps β finite (|β| ≤ 2^126), so α·y + β only overflows where the answer is decided,
+ * and 2^−k lies below the gap between c and any other float unless both lie within 2^−102 of zero: for ReLU's bound 0
+ * only a subnormal y (0 < y < 2^−126) is past c by less, and gets that fraction of its gradient where PyTorch passes
+ * all of it.
+ * onnxruntime has no float64 HardSigmoid kernel; those graphs, and bounds that are not constants, compare.
+ */
+function step(ctx: Ctx, y: string, bound: Bound, side: Side): string | undefined {
+  if (ctx.b.floatType !== DType.FLOAT) return undefined;
+  const values = typeof bound === 'number' ? [bound] : ctx.constant(bound);
+  if (!values || values.length !== 1 || !Number.isFinite(values[0])) return undefined;
+  const c = values[0];
+  const k = 126 - Math.max(0, Math.ceil(Math.log2(Math.abs(c))));
+  const alpha = side === 'above' ? 2 ** k : -(2 ** k);
+  return ctx.b.op('HardSigmoid', [y], { alpha: float(alpha), beta: float(-alpha * c) });
+}
+
+/**
+ * g where y lies strictly inside the bounds, 0 elsewhere (PyTorch's threshold_backward and hardtanh_backward).
+ * The mask reads the op's output, so onnxruntime can still fuse Conv with the activation in the forward pass.
+ */
+function passInside(ctx: Ctx, g: string, y: string, lo: Bound | undefined, hi: Bound | undefined): string {
+  const b = ctx.b;
+  const bounds: { bound: Bound; side: Side }[] = [];
+  if (lo !== undefined) bounds.push({ bound: lo, side: 'above' });
+  if (hi !== undefined) bounds.push({ bound: hi, side: 'below' });
+  const stepMask = bounds.length === 1 ? step(ctx, y, bounds[0].bound, bounds[0].side) : undefined;
+  if (stepMask) return b.op('Mul', [g, stepMask]);
+  // A Cast mask measured faster than Where or Sign.
+  const tensor = (bound: Bound) => (typeof bound === 'number' ? b.scalar(bound) : bound);
+  const compares = bounds.map(({ bound, side }) => b.op(side === 'above' ? 'Greater' : 'Less', [y, tensor(bound)]));
+  const mask = compares.length === 2 ? b.op('And', compares) : compares[0];
+  return b.op('Mul', [g, b.op('Cast', [mask], { to: b.floatType })]);
 }
 
 export const relu: VjpRule = (node, dOut, _needs, ctx) => {
   // PyTorch's threshold_backward passes the gradient where the output is > 0.
-  const y = node.output![0];
-  return [masked(ctx, single(dOut), ctx.b.op('Greater', [y, ctx.b.scalar(0)]))];
+  return [passInside(ctx, single(dOut), node.output![0], 0, undefined)];
 };
 
 export const clip: VjpRule = (node, dOut, _needs, ctx) => {
   // Clip(0,6) is torchvision's ReLU6 (hardtanh): the gradient passes strictly inside (min, max), as in PyTorch.
-  // The mask reads the output (y ∈ (min,max) exactly when x is), so onnxruntime can still fuse Conv+Clip forward.
   const [, lo, hi] = node.input ?? [];
-  const x = node.output![0];
-  const b = ctx.b;
-  const masks: string[] = [];
-  if (lo) masks.push(b.op('Greater', [x, lo]));
-  if (hi) masks.push(b.op('Less', [x, hi]));
-  if (masks.length === 0) return [single(dOut)];
-  return [masked(ctx, single(dOut), masks.length === 2 ? b.op('And', masks) : masks[0])];
+  if (!lo && !hi) return [single(dOut)];
+  return [passInside(ctx, single(dOut), node.output![0], lo || undefined, hi || undefined)];
 };
 
 export const sigmoid: VjpRule = (node, dOut, _needs, ctx) => {
