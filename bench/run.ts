@@ -45,14 +45,17 @@ const modelFolder = modelsDir(values['models-dir']);
 const repeats = Number(values.repeats);
 
 /**
- * Median times of several functions measured in turns (a, b, c, a, b, c, …), so that load from other processes on
- * a shared machine falls on all of them alike and their ratios stay meaningful.
+ * Median times of several functions measured in turns, so that load from other processes on a shared machine falls
+ * on all of them alike and their ratios stay meaningful. Each turn runs its function twice and times the second run:
+ * a program's first run after another program's measured 15 % slower than its next (MobileNetV2 PGD step, batch 8:
+ * 209 against 180 ms), and an attack or a pass over the photos runs one program many times in a row.
  */
 async function timeInTurns(fns: (() => Promise<unknown>)[]): Promise<number[]> {
   for (const fn of fns) await fn(); // warm-up: first runs allocate arenas
   const samples = fns.map((): number[] => []);
   for (let r = 0; r < repeats; r++) {
     for (const [k, fn] of fns.entries()) {
+      await fn();
       const t = performance.now();
       await fn();
       samples[k].push(performance.now() - t);
