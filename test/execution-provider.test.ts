@@ -290,7 +290,7 @@ for (const ep of GPU_PROVIDERS) {
 
     it('reports the ops it leaves to the CPU by name', async () => {
       const classifier = await loadClassifier(MODEL, { ep: 'cpu' });
-      const { bytes } = buildProgramGraph(classifier.model.prepared, { objective: crossEntropy() });
+      const { bytes } = buildProgramGraph(classifier.model.prepared, { objective: crossEntropy() }, ep);
       const p = await nodePlacement(bytes, ep);
       const onDevice = Object.entries(p.counts).filter(([k]) => k !== 'CPUExecutionProvider').reduce((a, [, v]) => a + v, 0);
       console.log(describePlacement(p));

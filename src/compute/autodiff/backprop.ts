@@ -19,6 +19,11 @@ export interface BackpropOptions {
    * general (feature visualization's transform gathers, whose transpose only the host knows).
    */
   adjoints?: ReadonlyMap<string, VjpRule>;
+  /**
+   * Whether masks may be HardSigmoid steps (vjp/activation.ts), whose exactness rests on IEEE overflow to ±∞: true for
+   * onnxruntime's CPU kernels, where they were measured faster; WGSL leaves overflow undefined. Default false.
+   */
+  stepMasks?: boolean;
 }
 
 /** Appends backward nodes to `graph`; returns the name of d(objective)/d(wrt). */
@@ -36,6 +41,7 @@ export function backprop(graph: Graph, opts: BackpropOptions): string {
       const c = graph.constant(t);
       return c && (c.values instanceof BigInt64Array ? Array.from(c.values, Number) : (c.values as ArrayLike<number>));
     },
+    stepMasks: opts.stepMasks ?? false,
   };
 
   const contributions = new Map<string, string[]>();

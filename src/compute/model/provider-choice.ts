@@ -57,6 +57,6 @@ export async function timeGradient(classifier: Classifier): Promise<{ ms: number
 export async function placementNotice(classifier: Classifier, program: () => ProgramSpec = () => ({ objective: crossEntropy() })): Promise<string | undefined> {
   const ep = classifier.model.session.ep ?? 'cpu';
   if (ep === 'cpu') return undefined;
-  const { bytes } = buildProgramGraph(classifier.model.prepared, program());
+  const { bytes } = buildProgramGraph(classifier.model.prepared, program(), ep);
   return describePlacement(await nodePlacement(bytes, ep));
 }

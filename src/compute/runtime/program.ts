@@ -12,7 +12,7 @@ import { PIXELS } from '../onnx/normalize.ts';
 import { DType, type NodeProto } from '../onnx/proto.ts';
 import type { GraphExtension } from './graph-extension.ts';
 import type { TensorInfo } from './probe.ts';
-import { createSession, ort, providerLimits, type SessionOptions } from './session.ts';
+import { createSession, ort, providerLimits, type ExecutionProvider, type SessionOptions } from './session.ts';
 
 export interface ProgramSpec {
   objective?: Objective;
@@ -87,7 +87,7 @@ export class Program {
   }
 
   static async compile(model: PreparedModel, spec: ProgramSpec, opts: SessionOptions = {}): Promise<Program> {
-    const { bytes, outputs, needsLabels, inputs, nodes } = buildProgramGraph(model, spec);
+    const { bytes, outputs, needsLabels, inputs, nodes } = buildProgramGraph(model, spec, opts.ep);
     const cpuNodes = providerLimits(nodes, opts.ep ?? 'cpu').map((n) => n.node);
     // A loop feeds these back in; everything else (loss, logits, objective) is small and read on the host.
     const deviceOutputs = Object.keys(outputs.state);
@@ -172,7 +172,8 @@ export function labelTensor(labels: ArrayLike<number>): ort.Tensor {
 }
 
 /** The augmented graph, exposed for tests and for `atlas` users who want to look at it in Netron. */
-export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
+/** `ep`: the provider the graph is built for (default the CPU); its backward pass may use ops only that provider was measured with. */
+export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec, ep: ExecutionProvider = 'cpu') {
   const graph = Graph.decode(model.bytes);
   const { extension } = spec;
   if (extension && (!spec.objective || spec.gradient === false)) throw new Error('a graph extension needs an objective to take the gradient of');
@@ -243,7 +244,7 @@ export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec) {
     outputs.objective = OBJECTIVE;
     forwardNodes = new Set(graph.nodes);
     if (spec.gradient !== false) {
-      const grad = backprop(graph, { wrt: extended.wrt ?? PIXELS, seeds: built.seeds, dims, floatType: model.floatType, adjoints: extended.adjoints });
+      const grad = backprop(graph, { wrt: extended.wrt ?? PIXELS, seeds: built.seeds, dims, floatType: model.floatType, adjoints: extended.adjoints, stepMasks: ep === 'cpu' });
       if (extension) {
         extension.extend(ctx, grad);
         const missing = Object.keys(extension.state).filter((o) => !graph.outputs.some((g) => g.name === o));

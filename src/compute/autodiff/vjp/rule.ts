@@ -12,6 +12,8 @@ export interface VjpContext {
   dims(tensor: string): number[];
   /** Values of a constant tensor (initializer or Constant node), else undefined. */
   constant(tensor: string): ArrayLike<number> | undefined;
+  /** Whether a mask may be a HardSigmoid step (BackpropOptions.stepMasks). */
+  stepMasks: boolean;
 }
 
 /**
