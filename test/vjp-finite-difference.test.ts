@@ -407,6 +407,9 @@ const POOL: Case[] = [
   maxPoolCase('MaxPool 2×2 stride 2 ceil_mode=1 on an odd size', [3, 7, 7], { kernel: [2, 2], strides: [2, 2], ceil: true }),
   maxPoolCase('MaxPool 3×3 stride 2 pad 1 ceil_mode=1 (last window overhangs the padding)', [3, 8, 8], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil: true }, true),
   maxPoolCase('MaxPool 2×2 dilation 2 stride 1', [3, 8, 8], { kernel: [2, 2], strides: [1, 1], dilations: [2, 2] }, true),
+  // Windows wider than the image: a window position in the padding has the same offset code (dy·W + dx) as a real
+  // one, so both light up and the ConvTranspose must crop the one in the padding.
+  maxPoolCase('MaxPool 3×3 stride 1 pad 1 on a 2×2 image', [3, 2, 2], { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }, true),
   avgPoolCase('AveragePool 2×2 stride 2', [3, 8, 8], { kernel: [2, 2], strides: [2, 2] }, 0),
   avgPoolCase('AveragePool 3×3 stride 2 pad 1, count_include_pad=0', [3, 7, 7], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, 0),
   avgPoolCase('AveragePool 3×3 stride 2 pad 1, count_include_pad=1', [3, 7, 7], { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, 1),
