@@ -11,7 +11,7 @@ import { logit } from '../src/compute/autodiff/objectives.ts';
 import { DifferentiableModel } from '../src/compute/model/differentiable-model.ts';
 import { tensorNumbers } from '../src/compute/onnx/proto.ts';
 import { buildProgramGraph } from '../src/compute/runtime/program.ts';
-import { DOUBLE, FLOAT, named, tinyModel, type TinyNet } from './helpers/tiny-net.ts';
+import { DOUBLE, FLOAT, head, named, tinyModel, type TinyNet } from './helpers/tiny-net.ts';
 
 const f32 = Math.fround;
 /** the float32 value next to v towards −∞ */
@@ -71,13 +71,13 @@ const cases: Case[] = [
   { name: 'Clip with only a max input, 1e38 (slope −2^−1)', act: clipMax(f32(1e38)), hi: f32(1e38), values: [-3e38, 0, below(f32(1e38)), f32(1e38), above(f32(1e38)), 3e38] },
 ];
 
-/** act(x) → Flatten → dense layer, and its weights as numbers */
+/** act(x) → the shared dense head, and its weights [CLASSES,k] as numbers */
 function network(elemType: number, act: Case['act'], k: number): { bytes: Uint8Array; weights: number[] } {
   let weights: number[] = [];
   const bytes = tinyModel(elemType, [1, 1, k], (n, x) => {
-    const w = n.weight('head.weight', [CLASSES, k], 1);
-    weights = tensorNumbers(n.graph.initializers.get(w)!);
-    return named(n, 'head', 'Gemm', [n.b.op('Flatten', [act(n, x)], { axis: 1 }), w], { transB: 1 });
+    const logits = head(n, act(n, x), k, CLASSES);
+    weights = tensorNumbers(n.graph.initializers.get('head.weight')!);
+    return logits;
   });
   return { bytes, weights };
 }

@@ -171,8 +171,10 @@ export function labelTensor(labels: ArrayLike<number>): ort.Tensor {
   return new ort.Tensor('int64', BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [labels.length]);
 }
 
-/** The augmented graph, exposed for tests and for `atlas` users who want to look at it in Netron. */
-/** `ep`: the provider the graph is built for (default the CPU); its backward pass may use ops only that provider was measured with. */
+/**
+ * The augmented graph, exposed for tests and for `atlas` users who want to look at it in Netron. `ep`: the provider
+ * it is built for (default the CPU); its backward pass may use ops only that provider was measured with.
+ */
 export function buildProgramGraph(model: PreparedModel, spec: ProgramSpec, ep: ExecutionProvider = 'cpu') {
   const graph = Graph.decode(model.bytes);
   const { extension } = spec;
